@@ -1,0 +1,5 @@
+"""Training callbacks: sample grids (chief only)."""
+
+from keras_aigc.callbacks.sample_grid import SampleGrid
+
+__all__ = ["SampleGrid"]

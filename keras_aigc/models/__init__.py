@@ -1,0 +1,15 @@
+"""Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
+
+from keras_aigc.models.gan import DCGAN, GAN
+
+MODELS = {"GAN": GAN, "DCGAN": DCGAN}
+
+
+def get(name):
+    """Returns the model class registered under `name`."""
+    if name not in MODELS:
+        raise ValueError(f"Unrecognized model={name!r}. Supported models are: {sorted(MODELS)}.")
+    return MODELS[name]
+
+
+__all__ = ["GAN", "DCGAN", "MODELS", "get"]

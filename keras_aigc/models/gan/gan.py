@@ -1,0 +1,305 @@
+"""The GAN base class: two sub-models, two optimizers, one `train_step`."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_aigc import losses as losses_lib
+from keras_aigc.distribute import global_mean, replica_normal
+
+
+def _new_seed():
+    return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
+
+
+@keras.saving.register_keras_serializable(package="keras_aigc")
+class GAN(keras.Model):
+    """A generative adversarial network trained with `model.fit`.
+
+    The generator maps latents `z ~ N(0, I)` to images; the discriminator maps images to
+    logits. Each `train_step` updates the discriminator `d_steps` times, then the
+    generator once. Losses are per example and averaged over the *global* batch, and each
+    replica draws its own slice of one global batch of latents, so a step under
+    `MirroredStrategy` equals the same step on one device.
+
+    Args:
+        generator: `keras.Model`. Maps `(B, latent_dim)` to images.
+        discriminator: `keras.Model`. Maps images to logits `(B, ...)`.
+        latent_dim: int. Size of the latent vector.
+        loss: str. Adversarial loss family, see `keras_aigc.losses.GAN_LOSSES`.
+            Defaults to `"non_saturating"`.
+        d_steps: int. Discriminator updates per generator update. Defaults to `1`.
+        value_range: tuple. `(low, high)` of generated pixels. Defaults to `(-1, 1)`.
+        seed: int. Seed of the latent stream used in training; drawn at random when
+            `None` and then stored in the config.
+
+    Example:
+
+    ```python
+    gan = keras_aigc.models.GAN(generator, discriminator, latent_dim=64)
+    gan.compile()
+    gan.fit(keras_aigc.data.load("digits"), epochs=1)
+    ```
+
+    Reference:
+        Goodfellow et al., Generative Adversarial Nets, 2014.
+    """
+
+    def __init__(self, generator, discriminator, latent_dim, loss="non_saturating",
+                 d_steps=1, value_range=(-1.0, 1.0), seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 1:
+            raise ValueError(f"d_steps must be an integer >= 1, got d_steps={d_steps!r}.")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.loss_name = loss
+        self.g_loss_fn, self.d_loss_fn = losses_lib.get_gan_loss(loss)
+        self.d_steps = d_steps
+        self.value_range = tuple(float(v) for v in value_range)
+        self.seed = _new_seed() if seed is None else int(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_accuracy = keras.metrics.Mean(name="d_real_accuracy")
+        self.d_fake_accuracy = keras.metrics.Mean(name="d_fake_accuracy")
+        self.g_optimizer = None
+        self.d_optimizer = None
+        if generator.built and discriminator.built:
+            self.built = True
+
+    # ----------------------------------------------------------------- building
+    def build(self, input_shape=None):
+        if not self.generator.built:
+            self.generator.build((None, self.latent_dim))
+        if not self.discriminator.built:
+            self.discriminator.build(self.generator.compute_output_shape((None, self.latent_dim)))
+        self.built = True
+
+    @property
+    def image_shape(self):
+        return tuple(self.generator.output_shape[1:])
+
+    def call(self, inputs, training=False):
+        """Generates images from latents `(B, latent_dim)`."""
+        return self.generator(inputs, training=training)
+
+    # ---------------------------------------------------------------- compiling
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Configures training.
+
+        Args:
+            g_optimizer: `keras.optimizers.Optimizer`, its config dict or name.
+                Defaults to `Adam(2e-4, beta_1=0.5)`.
+            d_optimizer: likewise for the discriminator.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`,
+                `steps_per_execution`).
+        """
+        if "optimizer" in kwargs or "loss" in kwargs:
+            raise ValueError(
+                "GAN.compile takes g_optimizer= and d_optimizer=, not optimizer= or loss=; "
+                "choose the adversarial loss with the model's `loss` argument."
+            )
+        kwargs.setdefault("jit_compile", False)
+        super().compile(**kwargs)
+        with self.distribute_strategy.scope():
+            self.g_optimizer = self._make_optimizer(g_optimizer, "g_optimizer")
+            self.d_optimizer = self._make_optimizer(d_optimizer, "d_optimizer")
+            if self.built:
+                self.build_optimizers()
+
+    def default_optimizer(self, which):
+        """The optimizer used when compile() gets none; subclasses change it."""
+        del which
+        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+
+    def _make_optimizer(self, spec, which):
+        if spec is None:
+            return self.default_optimizer(which)
+        if isinstance(spec, keras.optimizers.Optimizer):
+            return spec
+        if isinstance(spec, (str, dict)):
+            try:
+                return keras.optimizers.get(spec)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"Could not build {which} from {spec!r}: {e}") from e
+        raise ValueError(
+            f"{which} must be a keras.optimizers.Optimizer, its config dict or name; "
+            f"got {type(spec).__name__}."
+        )
+
+    def build_optimizers(self):
+        """Creates both optimizers' variables inside the model's strategy scope."""
+        with self.distribute_strategy.scope():
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def get_compile_config(self):
+        if self.g_optimizer is None:
+            return None
+        return {
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        if not config:
+            return
+        self.compile(
+            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+        )
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_accuracy,
+                self.d_fake_accuracy]
+
+    # ----------------------------------------------------------------- training
+    def unpack_batch(self, data):
+        """Returns `(images, labels or None)` from what the dataset yields."""
+        if isinstance(data, (tuple, list)):
+            return data[0], (data[1] if len(data) > 1 else None)
+        return data, None
+
+    def generator_inputs(self, z, labels):
+        """What the generator is called on; conditional models add the labels."""
+        del labels
+        return z
+
+    def discriminator_inputs(self, images, labels):
+        del labels
+        return images
+
+    def sample_latents(self, local_batch, stream):
+        """This replica's latents for draw number `stream` of the current step."""
+        counter = self.g_optimizer.iterations * (self.d_steps + 1) + stream
+        return replica_normal(self.seed, counter, local_batch, self.latent_dim,
+                              dtype=self.compute_dtype)
+
+    def discriminator_regularizer(self, real, fake, labels):
+        """Extra per-example D loss (gradient penalties); `None` for none."""
+        del real, fake, labels
+        return None
+
+    def augment(self, images):
+        """Differentiable augmentation applied to real and fake images before D."""
+        return images
+
+    def train_step(self, data):
+        real, labels = self.unpack_batch(data)
+        local_batch = tf.shape(real)[0]
+        for step in range(self.d_steps):
+            z = self.sample_latents(local_batch, step)
+            with tf.GradientTape() as tape:
+                fake = self.generator(self.generator_inputs(z, labels), training=True)
+                real_logits = self.discriminator(
+                    self.discriminator_inputs(self.augment(real), labels), training=True)
+                fake_logits = self.discriminator(
+                    self.discriminator_inputs(self.augment(fake), labels), training=True)
+                d_per_example = self.d_loss_fn(real_logits, fake_logits)
+                reg = self.discriminator_regularizer(real, fake, labels)
+                if reg is not None:
+                    d_per_example = d_per_example + reg
+                d_loss = global_mean(d_per_example)
+            d_vars = self.discriminator.trainable_variables
+            grads = tape.gradient(d_loss, d_vars)
+            self.d_optimizer.apply_gradients(zip(grads, d_vars))
+
+        z = self.sample_latents(local_batch, self.d_steps)
+        with tf.GradientTape() as tape:
+            fake = self.generator(self.generator_inputs(z, labels), training=True)
+            fake_logits_g = self.discriminator(
+                self.discriminator_inputs(self.augment(fake), labels), training=True)
+            g_per_example = self.g_loss_fn(fake_logits_g)
+            g_loss = global_mean(g_per_example)
+        g_vars = self.generator.trainable_variables
+        grads = tape.gradient(g_loss, g_vars)
+        self.g_optimizer.apply_gradients(zip(grads, g_vars))
+        self.after_generator_update()
+
+        self._update_trackers(d_per_example, g_per_example, real_logits, fake_logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def after_generator_update(self):
+        """Hook run after each generator update (e.g. an EMA of its weights)."""
+
+    def _update_trackers(self, d_per_example, g_per_example, real_logits, fake_logits):
+        def flat(logits):
+            return tf.reshape(tf.cast(logits, tf.float32), [tf.shape(logits)[0], -1])
+
+        self.d_loss_tracker.update_state(d_per_example)
+        self.g_loss_tracker.update_state(g_per_example)
+        self.d_real_accuracy.update_state(tf.cast(flat(real_logits) > 0, tf.float32))
+        self.d_fake_accuracy.update_state(tf.cast(flat(fake_logits) < 0, tf.float32))
+
+    def test_step(self, data):
+        real, labels = self.unpack_batch(data)
+        z = self.sample_latents(tf.shape(real)[0], self.d_steps + 1)
+        fake = self.generator(self.generator_inputs(z, labels), training=False)
+        real_logits = self.discriminator(self.discriminator_inputs(real, labels), training=False)
+        fake_logits = self.discriminator(self.discriminator_inputs(fake, labels), training=False)
+        self._update_trackers(self.d_loss_fn(real_logits, fake_logits),
+                              self.g_loss_fn(fake_logits), real_logits, fake_logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    # --------------------------------------------------------------- generating
+    @property
+    def inference_generator(self):
+        """The generator used by `generate()` and by export (EMA weights when on)."""
+        return self.generator
+
+    def latents(self, n, seed=None):
+        """`n` standard-normal latents as float32 numpy; reproducible for an int seed."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+
+    def generate(self, n, seed=None, labels=None, batch_size=256):
+        """Generates `n` images in `value_range` as float32 numpy `(n, H, W, C)`.
+
+        Args:
+            n: int. Number of images.
+            seed: int. Makes the latents, hence the images, reproducible.
+            labels: unused for unconditional models (must be `None`).
+            batch_size: int. Images per generator call.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer, got n={n!r}.")
+        if labels is not None:
+            raise ValueError(
+                f"{type(self).__name__} is unconditional: generate() takes no labels."
+            )
+        z = self.latents(int(n), seed)
+        return self.generate_from_latents(z)
+
+    def generate_from_latents(self, z, labels=None, batch_size=256):
+        g = self.inference_generator
+        outs = []
+        for i in range(0, len(z), batch_size):
+            inputs = self.generator_inputs(tf.constant(z[i:i + batch_size]),
+                                           None if labels is None
+                                           else tf.constant(labels[i:i + batch_size]))
+            outs.append(np.asarray(g(inputs, training=False), np.float32))
+        return np.concatenate(outs)
+
+    # ------------------------------------------------------------ serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "generator": keras.layers.serialize(self.generator),
+            "discriminator": keras.layers.serialize(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "loss": self.loss_name,
+            "d_steps": self.d_steps,
+            "value_range": list(self.value_range),
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.layers.deserialize(config["generator"])
+        config["discriminator"] = keras.layers.deserialize(config["discriminator"])
+        return cls(**config)
