@@ -1,0 +1,212 @@
+"""Run configs: YAML that maps onto constructor and function arguments.
+
+There is no parallel schema: the allowed keys and their types come from the signatures
+of what each section configures (the model class, `keras_aigc.data.load`, the model's
+`compile`, and `TrainingConfig`). A bad key or type fails before any training starts,
+naming its dotted path.
+"""
+
+import copy
+import dataclasses
+import inspect
+import os
+import typing
+
+import yaml
+
+SECTIONS = ("model", "data", "compile", "training", "export", "evaluate")
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message starts with its dotted path."""
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """The `training:` section.
+
+    Args:
+        epochs: int. Epochs to train.
+        steps_per_epoch: int or None. Cap on steps per epoch (None: the whole dataset).
+        sample_every: int. Epoch interval of sample grids.
+        num_samples: int. Images in each sample grid.
+        validation: bool. Evaluate on the validation split each epoch.
+        seed: int. Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
+        verbose: str or int. Keras progress display: "auto", 0, 1 or 2.
+    """
+
+    epochs: int = 1
+    steps_per_epoch: typing.Optional[int] = None
+    sample_every: int = 1
+    num_samples: int = 64
+    validation: bool = True
+    seed: int = 0
+    verbose: typing.Union[str, int] = "auto"
+
+
+def _type_ok(value, annotation, default):
+    """True when `value` fits the annotation, or (no annotation) the default's type."""
+    if value is None:
+        return default is None or _allows_none(annotation)
+    if annotation is not inspect.Parameter.empty and annotation is not None:
+        return _fits(value, annotation)
+    if default is inspect.Parameter.empty or default is None:
+        return True
+    return _fits(value, type(default))
+
+
+def _allows_none(annotation):
+    return type(None) in typing.get_args(annotation)
+
+
+def _fits(value, annotation):
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        return any(_fits(value, a) for a in typing.get_args(annotation) if a is not type(None))
+    if annotation is typing.Any:
+        return True
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (tuple, list):
+        return isinstance(value, (list, tuple))
+    if annotation is bool:
+        return isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def check_kwargs(section, kwargs, fn, skip=()):
+    """Checks that `kwargs` fit the signature of `fn`; raises ConfigError naming the key."""
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {type(kwargs).__name__}.")
+    sig = inspect.signature(fn)
+    params = {k: p for k, p in sig.parameters.items()
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and k != "self"}
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    for key, value in kwargs.items():
+        if key in skip:
+            continue
+        if key not in params:
+            raise ConfigError(
+                f"{section}.{key}: unknown key. Allowed keys: {sorted(set(params) - set(skip))}."
+            )
+        p = params[key]
+        annotation = hints.get(key, p.annotation)
+        if not _type_ok(value, annotation, p.default):
+            expected = (annotation if annotation is not inspect.Parameter.empty
+                        else type(p.default).__name__)
+            raise ConfigError(
+                f"{section}.{key}: expected {getattr(expected, '__name__', expected)}, got "
+                f"{type(value).__name__} {value!r}."
+            )
+
+
+def model_signature_fns(cls):
+    """The functions whose parameters a model section may set (the class and its bases)."""
+    return [c.__init__ for c in cls.__mro__ if c.__module__.startswith("keras_aigc")]
+
+
+def check_model_section(section):
+    from keras_aigc import models
+
+    if not isinstance(section, dict):
+        raise ConfigError(f"model: expected a mapping, got {type(section).__name__}.")
+    name = section.get("name")
+    if name is None:
+        raise ConfigError(f"model.name: missing. Choose one of {sorted(models.MODELS)}.")
+    if name not in models.MODELS:
+        raise ConfigError(f"model.name: unknown model {name!r}. Choose one of "
+                          f"{sorted(models.MODELS)}.")
+    cls = models.MODELS[name]
+    preset = section.get("preset")
+    presets = getattr(cls, "presets", {}) or {}
+    if preset is not None and preset not in presets:
+        raise ConfigError(f"model.preset: unknown preset {preset!r} for {name}. Known: "
+                          f"{sorted(presets)}.")
+    kwargs = {k: v for k, v in section.items() if k not in ("name", "preset")}
+    allowed = {}
+    for fn in model_signature_fns(cls):
+        for k, p in inspect.signature(fn).parameters.items():
+            if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                allowed.setdefault(k, (fn, p))
+    for key, value in kwargs.items():
+        if key not in allowed:
+            raise ConfigError(f"model.{key}: unknown key for {name}. Allowed keys: "
+                              f"{sorted(['name', 'preset', *allowed])}.")
+        fn, p = allowed[key]
+        if not _type_ok(value, p.annotation, p.default):
+            raise ConfigError(f"model.{key}: expected {type(p.default).__name__}, got "
+                              f"{type(value).__name__} {value!r}.")
+    return cls, preset, kwargs
+
+
+def validate(config):
+    """Validates a whole config dict; raises ConfigError with the dotted path."""
+    from keras_aigc import data
+
+    if not isinstance(config, dict):
+        raise ConfigError(f"config: expected a mapping at the top, got {type(config).__name__}.")
+    for key in config:
+        if key not in SECTIONS:
+            raise ConfigError(f"{key}: unknown section. Allowed sections: {list(SECTIONS)}.")
+    cls, _, _ = check_model_section(config.get("model", {}))
+    data_section = dict(config.get("data") or {})
+    if "source" not in data_section:
+        raise ConfigError("data.source: missing. Use digits, npz:PATH, tfds:NAME or dir:PATH.")
+    check_kwargs("data", data_section, data.load, skip=("with_info",))
+    if "with_info" in data_section:
+        raise ConfigError("data.with_info: set by the trainer, not by configs.")
+    compile_fn = cls.compile
+    check_kwargs("compile", config.get("compile") or {}, compile_fn)
+    check_kwargs("training", config.get("training") or {}, TrainingConfig)
+    return config
+
+
+def parse_override(text):
+    """`a.b.c=value` -> (["a", "b", "c"], parsed value); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. "
+                          "--set training.epochs=3.")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: the key {key!r} is not a dotted path.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({e}).") from e
+    return key.split("."), value
+
+
+def apply_overrides(config, overrides):
+    config = copy.deepcopy(config)
+    for text in overrides or ():
+        path, value = parse_override(text)
+        node = config
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is not a section.")
+            node = child
+        node[path[-1]] = value
+    return config
+
+
+def load_config(path, overrides=()):
+    """Reads a YAML config, applies `--set` overrides and validates the result."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file not found: {os.path.abspath(path)!r}.")
+    with open(path) as f:
+        try:
+            config = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e}).") from e
+    return validate(apply_overrides(config, overrides))
