@@ -1,0 +1,67 @@
+"""`keras-aigc sample RUN_DIR|MODEL.keras`: a PNG grid (and optionally .npy) of samples."""
+
+import os
+
+import numpy as np
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "sample", help="Generate images from a trained model into a PNG grid.",
+        description="Generate images from a run directory (its model.keras) or a .keras file.")
+    p.add_argument("model", help="A run directory written by `keras-aigc train`, or a .keras file.")
+    p.add_argument("--num", type=int, default=64, help="Number of images (default 64).")
+    p.add_argument("--seed", type=int, default=0, help="Latent seed (default 0).")
+    p.add_argument("--labels", type=str, default=None,
+                   help="Comma-separated class labels for conditional models (cycled).")
+    p.add_argument("--output", default=None,
+                   help="PNG path (default: <run dir>/samples/sample_seed<seed>.png).")
+    p.add_argument("--npy", default=None, help="Also save the images as uint8 .npy here.")
+    p.set_defaults(func=main)
+    return p
+
+
+def resolve_model_path(path):
+    """A run directory or a .keras file -> the .keras path, with a clear error otherwise."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "model.keras")
+        if not os.path.isfile(candidate):
+            raise FileNotFoundError(
+                f"{path!r} is a directory without model.keras; is it a finished run directory "
+                "written by `keras-aigc train`?")
+        return candidate
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such run directory or model file: {path!r}.")
+    if not path.endswith(".keras"):
+        raise ValueError(f"{path!r} is not a .keras model file.")
+    return path
+
+
+def main(args):
+    import keras
+
+    from keras_aigc.utils import save_grid, to_uint8
+
+    if args.num < 1:
+        raise ValueError(f"--num must be a positive integer, got {args.num}.")
+    path = resolve_model_path(args.model)
+    model = keras.models.load_model(path, safe_mode=True)
+    kwargs = {}
+    if args.labels is not None:
+        try:
+            values = [int(v) for v in args.labels.split(",") if v.strip()]
+        except ValueError as e:
+            raise ValueError(f"--labels must be comma-separated integers, got {args.labels!r}.") from e
+        if not values:
+            raise ValueError("--labels is empty.")
+        kwargs["labels"] = np.resize(np.asarray(values, np.int32), args.num)
+    images = model.generate(args.num, seed=args.seed, **kwargs)
+    value_range = getattr(model, "value_range", (-1.0, 1.0))
+    run_dir = os.path.dirname(os.path.abspath(path))
+    out = args.output or os.path.join(run_dir, "samples", f"sample_seed{args.seed}.png")
+    save_grid(images, out, value_range=value_range)
+    print(f"wrote {args.num} samples to {out}")
+    if args.npy:
+        np.save(args.npy, to_uint8(images, value_range))
+        print(f"wrote uint8 images {images.shape} to {args.npy}")
+    return 0
