@@ -293,6 +293,16 @@ class VAE(keras.Model):
             super().compile(optimizer=optimizer, **kwargs)
             self.optimizer.build(self.trainable_variables)
 
+    def get_compile_config(self):
+        if getattr(self, "optimizer", None) is None:
+            return None
+        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
+
+    def compile_from_config(self, config):
+        if not config:
+            return
+        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
+
     @property
     def metrics(self):
         trackers = [self.elbo_tracker, self.reconstruction_tracker, self.kl_tracker]
@@ -558,11 +568,12 @@ class VAE(keras.Model):
         eps = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
         if self.prior == "normal":
             return eps
-        logits = np.asarray(self.prior_logits, np.float64)
+        logits = keras.ops.convert_to_numpy(self.prior_logits).astype(np.float64)
         probs = np.exp(logits - logits.max())
         comp = rng.choice(len(probs), size=n, p=probs / probs.sum())
-        locs = np.asarray(self.prior_locs)
-        scales = np.log1p(np.exp(np.asarray(self.prior_raw_scales))) + dists.MIN_POSTERIOR_SCALE
+        locs = keras.ops.convert_to_numpy(self.prior_locs)
+        raw = keras.ops.convert_to_numpy(self.prior_raw_scales)
+        scales = np.logaddexp(0.0, raw) + dists.MIN_POSTERIOR_SCALE
         return (locs[comp] + scales[comp] * eps).astype(np.float32)
 
     def generate(self, n, seed=None, labels=None, batch_size=256):
