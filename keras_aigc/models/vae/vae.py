@@ -12,7 +12,7 @@ from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
 from keras_aigc.models.vae.posterior_params import PosteriorParams
 
 # Decoded images held at once by log_likelihood/elbo (samples x examples in one chunk).
-MAX_DECODED_PER_CHUNK = 32768
+MAX_DECODED_PER_CHUNK = 4096
 
 
 def _new_seed():
@@ -482,7 +482,7 @@ class VAE(keras.Model):
             labels: int `(N,)` for conditional models, else `None`.
             num_samples: int. `K`. Defaults to `5000`.
             batch_size: int. Examples per chunk. Defaults to `100`.
-            chunk_size: int. Samples per chunk; defaults to `32768 // batch_size`.
+            chunk_size: int. Samples per chunk; defaults to `4096 // batch_size`.
             seed: int. Seed of the importance samples. Defaults to `0`.
 
         Returns:
