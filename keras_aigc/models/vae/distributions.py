@@ -162,9 +162,9 @@ def kl_divergence(q, p, z=None):
     """
     try:
         return tfd.kl_divergence(q, p), True
-    except NotImplementedError:
+    except NotImplementedError as e:
         if z is None:
-            raise ValueError("No analytic KL for these distributions; pass samples z.")
+            raise ValueError("No analytic KL for these distributions; pass samples z.") from e
         return tf.reduce_mean(q.log_prob(z) - p.log_prob(z), axis=0), False
 
 

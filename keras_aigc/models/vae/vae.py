@@ -397,7 +397,7 @@ class VAE(keras.Model):
             loss = global_mean(per_example)
         variables = self.trainable_variables
         grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         self._update_trackers(stats)
         return {m.name: m.result() for m in self.metrics}
 
@@ -568,13 +568,27 @@ class VAE(keras.Model):
         eps = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
         if self.prior == "normal":
             return eps
-        logits = keras.ops.convert_to_numpy(self.prior_logits).astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        comp = rng.choice(len(probs), size=n, p=probs / probs.sum())
-        locs = keras.ops.convert_to_numpy(self.prior_locs)
-        raw = keras.ops.convert_to_numpy(self.prior_raw_scales)
-        scales = np.logaddexp(0.0, raw) + dists.MIN_POSTERIOR_SCALE
+        prior = self.latent_prior()
+        comp = rng.choice(len(prior["weights"]), size=n, p=prior["weights"])
+        locs, scales = np.asarray(prior["locs"]), np.asarray(prior["scales"])
         return (locs[comp] + scales[comp] * eps).astype(np.float32)
+
+    def latent_prior(self):
+        """`p(z)` as plain numbers, for export manifests and samplers without TFP.
+
+        Returns:
+            `{"type": "normal", "latent_dim": d}`, or for the mixture prior also
+            `"weights" (K,)`, `"locs" (K, d)` and `"scales" (K, d)` as nested lists.
+        """
+        if self.prior == "normal":
+            return {"type": "normal", "latent_dim": self.latent_dim}
+        logits = keras.ops.convert_to_numpy(self.prior_logits).astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        raw = keras.ops.convert_to_numpy(self.prior_raw_scales).astype(np.float64)
+        return {"type": "mixture", "latent_dim": self.latent_dim,
+                "weights": (weights / weights.sum()).tolist(),
+                "locs": keras.ops.convert_to_numpy(self.prior_locs).tolist(),
+                "scales": (np.logaddexp(0.0, raw) + dists.MIN_POSTERIOR_SCALE).tolist()}
 
     def generate(self, n, seed=None, labels=None, batch_size=256):
         """Generates `n` mean images from prior samples, float32 numpy `(n, H, W, C)`.

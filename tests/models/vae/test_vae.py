@@ -74,7 +74,7 @@ def test_log_likelihood_does_not_decrease_with_k():
     x, x_flat = ppca.sample_x(w, b, 64)
     exact = ppca.exact_log_px(x_flat, w, b)
     means = [np.mean(vae.log_likelihood(x, num_samples=k, seed=3)) for k in (1, 8, 64, 512)]
-    assert all(hi > lo for lo, hi in zip(means, means[1:])), means
+    assert all(hi > lo for lo, hi in zip(means, means[1:], strict=False)), means
     assert means[-1] < np.mean(exact)
 
 
@@ -126,7 +126,7 @@ def test_two_replica_step_equals_one_replica_step(kwargs, two_replicas):
 
     one = run(tf.distribute.get_strategy())
     two = run(two_replicas)
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
     assert not np.allclose(one[0], init[0])
 
@@ -149,8 +149,9 @@ def test_keras_round_trip_decodes_identically(tmp_path, kwargs):
     assert type(loaded) is VAE
     assert loaded.get_config() == vae.get_config()
     assert loaded.optimizer.get_config() == vae.optimizer.get_config()
-    for a, b in zip(loaded.optimizer.variables, vae.optimizer.variables):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    for a, b in zip(loaded.optimizer.variables, vae.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b))
     z = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded.decode(z), vae.decode(z))
     np.testing.assert_array_equal(loaded.log_likelihood(x, num_samples=10, seed=1),
@@ -192,6 +193,24 @@ def test_generate_and_reconstruct_are_in_range():
     assert images.min() >= 0 and images.max() <= 1
     np.testing.assert_array_equal(images, vae.generate(5, seed=0))
     assert vae.reconstruct(_binary(3)).shape == (3, 4, 4, 1)
+    prior = vae.latent_prior()
+    assert prior["type"] == "mixture" and np.isclose(sum(prior["weights"]), 1.0)
+    assert np.array(prior["locs"]).shape == (10, 3)
+    assert VAE(image_shape=(4, 4, 1), latent_dim=3).latent_prior() == {"type": "normal",
+                                                                       "latent_dim": 3}
+
+
+def test_mixture_prior_samples_follow_its_components():
+    vae = VAE(image_shape=(4, 4, 1), latent_dim=2, hidden_units=(8,), seed=1,
+              prior="mixture", prior_components=2)
+    vae.prior_logits.assign([0.0, np.log(3.0)])
+    vae.prior_locs.assign([[-10.0, 0.0], [10.0, 0.0]])
+    z = vae.sample_prior(4000, seed=0)
+    np.testing.assert_allclose((z[:, 0] > 0).mean(), 0.75, atol=0.03)
+    np.testing.assert_allclose(np.abs(z[:, 0]).mean(), 10.0, atol=0.1)
+    # The TFP prior used in training agrees with these samples.
+    log_p = vae.prior_distribution().log_prob(z).numpy()
+    assert np.all(np.isfinite(log_p)) and log_p.mean() > -6
 
 
 def test_bits_per_dim_is_nll_in_bits():
