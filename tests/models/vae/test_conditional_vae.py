@@ -20,6 +20,7 @@ def _model(**kwargs):
                           hidden_units=(16,), seed=1, **kwargs)
 
 
+@pytest.mark.slow
 def test_labels_condition_the_decoder_and_training_learns_them():
     x, y = _data(96)
     cvae = _model()

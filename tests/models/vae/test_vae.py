@@ -102,6 +102,7 @@ def two_replicas():
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs", [
     {},
     {"objective": "iwae", "iwae_samples": 3, "posterior": "full"},
