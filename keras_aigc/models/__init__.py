@@ -1,8 +1,10 @@
 """Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
 
 from keras_aigc.models.gan import DCGAN, GAN
+from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
+MODELS.update({"VAE": VAE, "BetaVAE": BetaVAE, "ConditionalVAE": ConditionalVAE})
 
 
 def get(name):
@@ -13,3 +15,4 @@ def get(name):
 
 
 __all__ = ["GAN", "DCGAN", "MODELS", "get"]
+__all__ += ["VAE", "BetaVAE", "ConditionalVAE"]

@@ -1,0 +1,629 @@
+"""The probabilistic VAE: TFP posterior, prior and likelihood behind a tensor boundary."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_aigc.distribute import global_mean, replica_normal
+from keras_aigc.models.vae import distributions as dists
+from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
+from keras_aigc.models.vae.posterior_params import PosteriorParams
+
+# Decoded images held at once by log_likelihood/elbo (samples x examples in one chunk).
+MAX_DECODED_PER_CHUNK = 4096
+
+
+def _new_seed():
+    return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
+    return int(value)
+
+
+@keras.saving.register_keras_serializable(package="keras_aigc")
+class VAE(keras.Model):
+    """A variational autoencoder whose posterior, prior and likelihood are TFP distributions.
+
+    The encoder network outputs the parameters of `q(z | x)`, a diagonal Gaussian or a
+    full-covariance `MultivariateNormalTriL`; the prior `p(z)` is `N(0, I)` or a learnable
+    mixture of diagonal Gaussians; the decoder network outputs the parameters of `p(x | z)`,
+    chosen by name. Networks exchange only tensors: the distributions are built inside
+    `train_step` and the evaluation functions.
+
+    Training minimises the negative ELBO `E_q[-log p(x|z)] + beta * KL(q || p)`, with the
+    analytic KL when TFP has one (Gaussian posterior, normal prior) and a Monte Carlo
+    estimate otherwise (mixture prior), or the IWAE bound with `iwae_samples` importance
+    samples. Per-example losses are averaged over the *global* batch and each replica
+    draws its slice of one global noise draw, so a step under `MirroredStrategy` equals the
+    same step on one device. Trackers: `elbo` (nats per example, higher is better),
+    `reconstruction` (`-E_q log p(x|z)`), `kl`, and `iwae` for the IWAE objective.
+
+    Args:
+        image_shape: tuple. `(H, W, C)` of the images. Defaults to `(28, 28, 1)`.
+        latent_dim: int. Size of `z`. Defaults to `32`.
+        hidden_units: tuple of int. Widths of the encoder's hidden dense layers; the
+            decoder mirrors them. `()` makes both networks linear. Defaults to `(512, 256)`.
+        activation: str. Hidden activation. Defaults to `"relu"`.
+        likelihood: str. `"bernoulli"` (logits; binarized data in {0, 1}), `"gaussian"`
+            or `"logistic"` (discretized logistic over 8-bit pixels scaled to [0, 1]).
+            Defaults to `"bernoulli"`.
+        gaussian_scale: float or None. Fixed stddev of the Gaussian likelihood; `None`
+            lets the decoder output a per-pixel scale. Defaults to `None`.
+        posterior: str. `"diagonal"` or `"full"` (MultivariateNormalTriL).
+            Defaults to `"diagonal"`.
+        prior: str. `"normal"` or `"mixture"` (learnable mixture of Gaussians).
+            Defaults to `"normal"`.
+        prior_components: int. Mixture components when `prior="mixture"`.
+            Defaults to `10`.
+        beta: float. Weight of the KL term (beta-VAE; 1 is the ELBO). A `KLWarmup`
+            callback ramps the weight up to it. Defaults to `1.0`.
+        objective: str. `"elbo"` or `"iwae"`. Defaults to `"elbo"`.
+        iwae_samples: int. Latent samples per example in training: the `k` of IWAE(k),
+            or the samples the ELBO averages. Defaults to `1`.
+        value_range: tuple. `(low, high)` of images. Defaults to `(0, 1)`.
+        seed: int. Seed of the training noise stream; drawn at random when `None` and
+            then stored in the config.
+
+    Example:
+
+    ```python
+    import keras_aigc as ka
+    ds = ka.data.load("digits", scaling="sigmoid", binarize="dynamic", batch_size=64)
+    vae = ka.models.VAE(image_shape=(32, 32, 1), latent_dim=16)
+    vae.compile()
+    vae.fit(ds, epochs=5)
+    nll = -vae.log_likelihood(x, num_samples=5000)   # nats per example
+    ```
+
+    Reference:
+        Kingma & Welling, Auto-Encoding Variational Bayes, 2014.
+        Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, 2015.
+    """
+
+    def __init__(self, image_shape=(28, 28, 1), latent_dim=32, hidden_units=(512, 256),
+                 activation="relu", likelihood="bernoulli", gaussian_scale=None,
+                 posterior="diagonal", prior="normal", prior_components=10, beta=1.0,
+                 objective="elbo", iwae_samples=1, value_range=(0.0, 1.0), seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        image_shape = tuple(image_shape)
+        if len(image_shape) != 3 or any(
+                isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1
+                for d in image_shape):
+            raise ValueError(f"image_shape must be (H, W, C) positive integers, got "
+                             f"image_shape={image_shape!r}.")
+        dists.check_choice("likelihood", likelihood, dists.LIKELIHOODS)
+        dists.check_choice("posterior", posterior, dists.POSTERIORS)
+        dists.check_choice("prior", prior, dists.PRIORS)
+        dists.check_choice("objective", objective, dists.OBJECTIVES)
+        if gaussian_scale is not None and not float(gaussian_scale) > 0:
+            raise ValueError(f"gaussian_scale must be > 0 or None, got {gaussian_scale!r}.")
+        if gaussian_scale is not None and likelihood != "gaussian":
+            raise ValueError(f"gaussian_scale={gaussian_scale!r} only applies to "
+                             f"likelihood='gaussian', got likelihood={likelihood!r}.")
+        if not float(beta) >= 0:
+            raise ValueError(f"beta must be >= 0, got beta={beta!r}.")
+        if len(value_range) != 2 or not float(value_range[0]) < float(value_range[1]):
+            raise ValueError(f"value_range must be (low, high) with low < high, got "
+                             f"{value_range!r}.")
+        hidden_units = tuple(hidden_units)
+        for units in hidden_units:
+            _positive_int("hidden_units entries", units)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = activation
+        self.likelihood = likelihood
+        self.gaussian_scale = None if gaussian_scale is None else float(gaussian_scale)
+        self.posterior = posterior
+        self.prior = prior
+        self.prior_components = _positive_int("prior_components", prior_components)
+        self.beta = float(beta)
+        self.objective = objective
+        self.iwae_samples = _positive_int("iwae_samples", iwae_samples)
+        self.value_range = tuple(float(v) for v in value_range)
+        self.seed = _new_seed() if seed is None else int(seed)
+
+        self.encoder = self.build_encoder()
+        self.decoder = self.build_decoder()
+        # The KL weight is a variable so that KLWarmup can move it inside a traced step.
+        self.kl_weight = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.beta), trainable=False,
+            name="kl_weight")
+        if prior == "mixture":
+            k, d = self.prior_components, self.latent_dim
+            self.prior_logits = self.add_weight(shape=(k,), initializer="zeros",
+                                                name="prior_logits")
+            self.prior_locs = self.add_weight(
+                shape=(k, d), initializer=keras.initializers.RandomNormal(seed=self.seed),
+                name="prior_locs")
+            self.prior_raw_scales = self.add_weight(
+                shape=(k, d), initializer=keras.initializers.Constant(math.log(math.e - 1)),
+                name="prior_raw_scales")
+
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.iwae_tracker = keras.metrics.Mean(name="iwae") if objective == "iwae" else None
+        self._log_weights_fn = None
+        self._decoder_mean_model = None
+        self._encoder_model = None
+        self.built = True
+
+    # ------------------------------------------------------------------ networks
+    @property
+    def label_dim(self):
+        """Width of the one-hot label fed to both networks (0: unconditional)."""
+        return 0
+
+    @property
+    def num_dims(self):
+        return int(np.prod(self.image_shape))
+
+    @property
+    def likelihood_params(self):
+        """Decoder output channels per image channel."""
+        return dists.likelihood_num_params(self.likelihood, self.gaussian_scale)
+
+    def build_encoder(self):
+        """Functional encoder: image (and one-hot label) -> posterior `loc`, `scale`."""
+        image = keras.Input(self.image_shape, name="image")
+        inputs = [image]
+        h = keras.layers.Flatten(name="flatten")(image)
+        if self.label_dim:
+            onehot = keras.Input((self.label_dim,), name="label_onehot")
+            inputs.append(onehot)
+            h = keras.layers.Concatenate(name="concat_label")([h, onehot])
+        for i, units in enumerate(self.hidden_units):
+            h = keras.layers.Dense(units, activation=self.activation, name=f"hidden{i}")(h)
+        params = PosteriorParams(self.latent_dim, self.posterior, name="posterior_params")
+        raw = keras.layers.Dense(params.num_params, dtype="float32", name="posterior_raw")(h)
+        loc, scale = params(raw)
+        return keras.Model(inputs if self.label_dim else image, [loc, scale], name="encoder")
+
+    def build_decoder(self):
+        """Functional decoder: `z` (and one-hot label) -> likelihood parameters
+        `(H, W, C * p)`, location first, then the unconstrained scale if any."""
+        z = keras.Input((self.latent_dim,), name="z")
+        inputs = [z]
+        h = z
+        if self.label_dim:
+            onehot = keras.Input((self.label_dim,), name="label_onehot")
+            inputs.append(onehot)
+            h = keras.layers.Concatenate(name="concat_label")([h, onehot])
+        for i, units in enumerate(reversed(self.hidden_units)):
+            h = keras.layers.Dense(units, activation=self.activation, name=f"hidden{i}")(h)
+        height, width, channels = self.image_shape
+        p = self.likelihood_params
+        raw = keras.layers.Dense(self.num_dims * p, dtype="float32", name="likelihood_raw")(h)
+        params = keras.layers.Reshape((height, width, channels * p), dtype="float32",
+                                      name="params")(raw)
+        return keras.Model(inputs if self.label_dim else z, params, name="decoder")
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def encoder_inputs(self, x, onehot):
+        return [x, onehot] if self.label_dim else x
+
+    def decoder_inputs(self, z, onehot):
+        return [z, onehot] if self.label_dim else z
+
+    def prior_distribution(self):
+        """`p(z)` as a TFP distribution (built from the current prior weights)."""
+        params = None
+        if self.prior == "mixture":
+            params = (self.prior_logits, self.prior_locs, self.prior_raw_scales)
+        return dists.make_prior(self.prior, self.latent_dim, params)
+
+    def call(self, inputs, training=False):
+        """Reconstructs `inputs` (images) through the posterior mean: the mean image."""
+        x, onehot = self._split_call_inputs(inputs)
+        loc, _ = self.encoder(self.encoder_inputs(x, onehot), training=training)
+        params = self.decoder(self.decoder_inputs(loc, onehot), training=training)
+        return dists.likelihood_mean(self.likelihood, params, self.image_shape[-1])
+
+    def _split_call_inputs(self, inputs):
+        return inputs, None
+
+    # ------------------------------------------------------------ export hooks
+    def decoder_mean_model(self):
+        """Functional `keras.Model`: `z (B, latent_dim)` [, `label (B,)` int32] -> the
+        float32 mean image `(B, H, W, C)` in `value_range`. Shares weights with the VAE."""
+        if self._decoder_mean_model is None:
+            z = keras.Input((self.latent_dim,), name="z")
+            inputs, onehot = self._export_label_input()
+            params = self.decoder(self.decoder_inputs(z, onehot))
+            mean = LikelihoodMean(self.likelihood, self.image_shape[-1], name="mean")(params)
+            self._decoder_mean_model = keras.Model([z, *inputs] if inputs else z, mean,
+                                                   name="decoder_mean")
+        return self._decoder_mean_model
+
+    def encoder_model(self):
+        """Functional `keras.Model`: image [, `label (B,)` int32] -> posterior `loc
+        (B, d)` and `scale`: the stddev `(B, d)` (diagonal) or the lower-triangular
+        Cholesky factor `(B, d, d)` (full). Shares weights with the VAE."""
+        if self._encoder_model is None:
+            if not self.label_dim:
+                self._encoder_model = self.encoder
+            else:
+                image = keras.Input(self.image_shape, name="image")
+                inputs, onehot = self._export_label_input()
+                loc, scale = self.encoder(self.encoder_inputs(image, onehot))
+                self._encoder_model = keras.Model([image, *inputs], [loc, scale],
+                                                  name="encoder_with_label")
+        return self._encoder_model
+
+    def _export_label_input(self):
+        if not self.label_dim:
+            return [], None
+        label = keras.Input((), dtype="int32", name="label")
+        onehot = keras.ops.one_hot(label, self.label_dim)
+        return [label], onehot
+
+    # ---------------------------------------------------------------- compiling
+    def compile(self, optimizer=None, **kwargs):
+        """Configures training.
+
+        Args:
+            optimizer: `keras.optimizers.Optimizer`, its config dict or name.
+                Defaults to `Adam(1e-3)`.
+            **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`);
+                `loss` and `metrics` are fixed by the model.
+        """
+        for key in ("loss", "metrics", "weighted_metrics", "loss_weights"):
+            if kwargs.get(key) is not None:
+                raise ValueError(f"{type(self).__name__}.compile takes no {key}=; the "
+                                 "objective is set by the model's `objective` and `beta`.")
+            kwargs.pop(key, None)
+        kwargs.setdefault("jit_compile", False)
+        with self.distribute_strategy.scope():
+            if optimizer is None:
+                optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+            elif not isinstance(optimizer, keras.optimizers.Optimizer):
+                try:
+                    optimizer = keras.optimizers.get(optimizer)
+                except (ValueError, TypeError) as e:
+                    raise ValueError(f"Could not build optimizer from {optimizer!r}: {e}") from e
+            super().compile(optimizer=optimizer, **kwargs)
+            self.optimizer.build(self.trainable_variables)
+
+    def get_compile_config(self):
+        if getattr(self, "optimizer", None) is None:
+            return None
+        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
+
+    def compile_from_config(self, config):
+        if not config:
+            return
+        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
+
+    @property
+    def metrics(self):
+        trackers = [self.elbo_tracker, self.reconstruction_tracker, self.kl_tracker]
+        return trackers + ([self.iwae_tracker] if self.iwae_tracker is not None else [])
+
+    # ----------------------------------------------------------------- the bound
+    def log_terms(self, x, onehot, eps, training=False):
+        """Per-sample log-densities for noise `eps (k, B, d)`.
+
+        Returns:
+            dict with `log_px_z`, `log_pz`, `log_qz` (each `(k, B)`), `z`, and the
+            distributions `q` and `prior`.
+        """
+        x = tf.cast(x, tf.float32)
+        loc, scale = self.encoder(self.encoder_inputs(x, onehot), training=training)
+        z = dists.reparameterize(self.posterior, loc, scale, tf.cast(eps, tf.float32))
+        k, batch = tf.shape(z)[0], tf.shape(z)[1]
+        z_flat = tf.reshape(z, [-1, self.latent_dim])
+        onehot_flat = None if onehot is None else tf.tile(onehot, [k, 1])
+        params = self.decoder(self.decoder_inputs(z_flat, onehot_flat), training=training)
+        params = tf.reshape(params, tf.concat([[k, batch], tf.shape(params)[1:]], 0))
+        log_px_z = dists.likelihood_log_prob(self.likelihood, params, x, self.image_shape[-1],
+                                             self.gaussian_scale)
+        q = dists.make_posterior(self.posterior, loc, scale)
+        prior = self.prior_distribution()
+        return {"log_px_z": log_px_z, "log_pz": prior.log_prob(z), "log_qz": q.log_prob(z),
+                "z": z, "q": q, "prior": prior}
+
+    def per_example_objective(self, x, onehot, eps, training=False):
+        """Returns `(loss (B,), stats)`, stats holding per-example `elbo`,
+        `reconstruction`, `kl` (and `iwae` for that objective)."""
+        t = self.log_terms(x, onehot, eps, training=training)
+        recon = -tf.reduce_mean(t["log_px_z"], axis=0)
+        kl, _ = dists.kl_divergence(t["q"], t["prior"], t["z"])
+        beta = tf.cast(self.kl_weight, tf.float32)
+        stats = {"elbo": -recon - kl, "reconstruction": recon, "kl": kl}
+        if self.objective == "elbo":
+            loss = recon + beta * kl
+        else:
+            log_w = t["log_px_z"] + beta * (t["log_pz"] - t["log_qz"])
+            stats["iwae"] = dists.logmeanexp(log_w, axis=0)
+            loss = -stats["iwae"]
+        return loss, stats
+
+    # ----------------------------------------------------------------- training
+    def unpack_batch(self, data):
+        """Returns `(images, labels or None)` from what the dataset yields."""
+        if isinstance(data, (tuple, list)):
+            return data[0], (data[1] if len(data) > 1 else None)
+        return data, None
+
+    def onehot(self, labels):
+        """One-hot labels for the networks (`None` for an unconditional model)."""
+        return None
+
+    def training_noise(self, local_batch, stream):
+        """This replica's `(k, B, d)` standard-normal noise for the current step."""
+        step = self.optimizer.iterations if self.optimizer is not None else 0
+        k, d = self.iwae_samples, self.latent_dim
+        eps = replica_normal(self.seed, tf.cast(step, tf.int64) * 2 + stream, local_batch,
+                             k * d)
+        return tf.transpose(tf.reshape(eps, [local_batch, k, d]), [1, 0, 2])
+
+    def _check_batch(self, x):
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"Input images have shape {tuple(x.shape)}, expected "
+                             f"(batch, {', '.join(map(str, self.image_shape))}) for "
+                             f"image_shape={self.image_shape}.")
+        x = tf.cast(x, tf.float32)
+        if self.likelihood == "bernoulli":
+            tf.debugging.assert_equal(
+                tf.reduce_all((x == 0.0) | (x == 1.0)), True,
+                message="likelihood='bernoulli' needs binary pixels in {0, 1}: binarize the "
+                        "data, e.g. keras_aigc.data.load(..., scaling='sigmoid', "
+                        "binarize='dynamic').")
+        return x
+
+    def _update_trackers(self, stats):
+        for name, tracker in (("elbo", self.elbo_tracker),
+                              ("reconstruction", self.reconstruction_tracker),
+                              ("kl", self.kl_tracker), ("iwae", self.iwae_tracker)):
+            if tracker is not None:
+                tracker.update_state(stats[name])
+
+    def train_step(self, data):
+        x, labels = self.unpack_batch(data)
+        x = self._check_batch(x)
+        onehot = self.onehot(labels)
+        eps = self.training_noise(tf.shape(x)[0], 0)
+        with tf.GradientTape() as tape:
+            per_example, stats = self.per_example_objective(x, onehot, eps, training=True)
+            loss = global_mean(per_example)
+        variables = self.trainable_variables
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        self._update_trackers(stats)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, labels = self.unpack_batch(data)
+        x = self._check_batch(x)
+        eps = self.training_noise(tf.shape(x)[0], 1)
+        _, stats = self.per_example_objective(x, self.onehot(labels), eps, training=False)
+        self._update_trackers(stats)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ------------------------------------------------------------- public API
+    def _prepare(self, x, labels):
+        """Checks user images (and labels); returns float32 `x` and one-hot labels."""
+        x = np.asarray(dists.to_numpy(x), dtype=np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}, expected (N, "
+                f"{', '.join(map(str, self.image_shape))}) for this model's "
+                f"image_shape={self.image_shape}.")
+        if self.likelihood == "bernoulli" and not np.all((x == 0.0) | (x == 1.0)):
+            raise ValueError(
+                f"likelihood='bernoulli' needs binary pixels in {{0, 1}}, got values in "
+                f"[{x.min():.4g}, {x.max():.4g}]. Binarize the data first, e.g. "
+                "keras_aigc.data.load(..., scaling='sigmoid', binarize='static'), or "
+                "(rng.random(x.shape) < x).")
+        if self.likelihood == "logistic" and (x.min() < 0.0 or x.max() > 1.0):
+            raise ValueError(
+                f"likelihood='logistic' needs 8-bit pixels scaled to [0, 1], got values in "
+                f"[{x.min():.4g}, {x.max():.4g}]; load with scaling='sigmoid'.")
+        return x, self._prepare_labels(labels, len(x))
+
+    def _prepare_labels(self, labels, n):
+        if labels is not None:
+            raise ValueError(f"{type(self).__name__} is unconditional: it takes no labels.")
+        return np.zeros((n, 0), np.float32)
+
+    def _log_weights(self, x, onehot, num, seed):
+        """`log p(x, z) - log q(z | x)` for `num` samples per example: `(num, B)`."""
+        eps = tf.random.stateless_normal(tf.stack([num, tf.shape(x)[0], self.latent_dim]),
+                                         seed=seed)
+        t = self.log_terms(x, onehot if self.label_dim else None, eps, training=False)
+        return t["log_px_z"] + t["log_pz"] - t["log_qz"]
+
+    def _log_weight_chunks(self, x, onehot, num_samples, seed, batch_size, chunk_size,
+                           reduce_chunk):
+        """Applies `reduce_chunk` to `(m, B)` log-weight chunks; yields per batch."""
+        if self._log_weights_fn is None:
+            self._log_weights_fn = tf.function(self._log_weights, input_signature=[
+                tf.TensorSpec((None, *self.image_shape), tf.float32),
+                tf.TensorSpec((None, self.label_dim), tf.float32),
+                tf.TensorSpec((), tf.int32),
+                tf.TensorSpec((2,), tf.int64),
+            ])
+        batch_size = _positive_int("batch_size", batch_size)
+        if chunk_size is None:
+            chunk_size = max(1, MAX_DECODED_PER_CHUNK // batch_size)
+        chunk_size = min(_positive_int("chunk_size", chunk_size), num_samples)
+        seed = _new_seed() if seed is None else int(seed)
+        n_chunks = -(-num_samples // chunk_size)
+        for b, start in enumerate(range(0, len(x), batch_size)):
+            xb = tf.constant(x[start:start + batch_size])
+            yb = tf.constant(onehot[start:start + batch_size])
+            parts = []
+            for c in range(n_chunks):
+                m = min(chunk_size, num_samples - c * chunk_size)
+                key = tf.constant([seed, b * n_chunks + c], tf.int64)
+                parts.append(reduce_chunk(self._log_weights_fn(xb, yb, tf.constant(m), key)))
+            yield tf.stack(parts)
+
+    def log_likelihood(self, x, labels=None, num_samples=5000, batch_size=100,
+                       chunk_size=None, seed=0):
+        """Importance-sampled `log p(x)` per example, in nats (Burda et al. 2015).
+
+        `log (1/K) sum_k p(x, z_k) / q(z_k | x)`, `z_k ~ q(z | x)`: a lower bound in
+        expectation that tightens as `K` grows. Samples are processed in chunks, so memory
+        is bounded by `batch_size * chunk_size` decoded images whatever `num_samples`,
+        and chunks are combined with logsumexp.
+
+        Args:
+            x: images `(N, H, W, C)`.
+            labels: int `(N,)` for conditional models, else `None`.
+            num_samples: int. `K`. Defaults to `5000`.
+            batch_size: int. Examples per chunk. Defaults to `100`.
+            chunk_size: int. Samples per chunk; defaults to `4096 // batch_size`.
+            seed: int. Seed of the importance samples. Defaults to `0`.
+
+        Returns:
+            float64 numpy `(N,)`.
+        """
+        num_samples = _positive_int("num_samples", num_samples)
+        x, onehot = self._prepare(x, labels)
+        out = []
+        for lse in self._log_weight_chunks(x, onehot, num_samples, seed, batch_size,
+                                           chunk_size, lambda lw: tf.reduce_logsumexp(lw, 0)):
+            out.append(tf.reduce_logsumexp(tf.cast(lse, tf.float64), 0).numpy()
+                       - math.log(num_samples))
+        return np.concatenate(out)
+
+    def elbo(self, x, labels=None, num_samples=1, batch_size=100, seed=0):
+        """The ELBO per example, in nats: `mean_k [log p(x, z_k) - log q(z_k | x)]`.
+
+        This estimator has zero variance when `q` is the exact posterior (every
+        log-weight then equals `log p(x)`). It is unbiased, like the analytic-KL form used
+        for training, to which it is equal in expectation.
+
+        Args:
+            x: images `(N, H, W, C)`.
+            labels: int `(N,)` for conditional models, else `None`.
+            num_samples: int. Samples averaged per example. Defaults to `1`.
+            batch_size: int. Examples per call. Defaults to `100`.
+            seed: int. Defaults to `0`.
+
+        Returns:
+            float64 numpy `(N,)`.
+        """
+        num_samples = _positive_int("num_samples", num_samples)
+        x, onehot = self._prepare(x, labels)
+        out = []
+        for sums in self._log_weight_chunks(x, onehot, num_samples, seed, batch_size, None,
+                                            lambda lw: tf.reduce_sum(lw, 0)):
+            out.append(tf.reduce_sum(tf.cast(sums, tf.float64), 0).numpy() / num_samples)
+        return np.concatenate(out)
+
+    def bits_per_dim(self, x, labels=None, num_samples=5000, **kwargs):
+        """`-log p(x)` in bits per pixel dimension, from `log_likelihood`.
+
+        Exact code lengths for the discrete likelihoods (Bernoulli, discretized logistic);
+        for a Gaussian density on 8-bit data scaled to [0, 1] it adds `log 255` nats per
+        dimension, the width of a pixel's bin.
+        """
+        ll = self.log_likelihood(x, labels=labels, num_samples=num_samples, **kwargs)
+        offset = dists.bits_per_dim_offset(self.likelihood, self.num_dims)
+        return (-ll + offset) / (self.num_dims * math.log(2.0))
+
+    def encode(self, x, labels=None):
+        """Posterior parameters `(loc, scale)` as numpy (see `encoder_model`)."""
+        x, onehot = self._prepare(x, labels)
+        loc, scale = self.encoder(
+            self.encoder_inputs(tf.constant(x), tf.constant(onehot) if self.label_dim else None),
+            training=False)
+        return np.asarray(loc), np.asarray(scale)
+
+    def decode(self, z, labels=None, batch_size=256):
+        """Mean images `(N, H, W, C)` float32 numpy for latents `z (N, latent_dim)`."""
+        z = np.asarray(dists.to_numpy(z), np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z has shape {z.shape}, expected (N, {self.latent_dim}).")
+        onehot = self._prepare_labels(labels, len(z))
+        outs = []
+        for i in range(0, len(z), batch_size):
+            params = self.decoder(self.decoder_inputs(
+                tf.constant(z[i:i + batch_size]),
+                tf.constant(onehot[i:i + batch_size]) if self.label_dim else None),
+                training=False)
+            outs.append(np.asarray(dists.likelihood_mean(self.likelihood, params,
+                                                         self.image_shape[-1])))
+        return np.concatenate(outs).astype(np.float32)
+
+    def reconstruct(self, x, labels=None):
+        """Mean images decoded from the posterior means of `x`."""
+        loc, _ = self.encode(x, labels)
+        return self.decode(loc, labels)
+
+    def sample_prior(self, n, seed=None):
+        """`n` latents from `p(z)` as float32 numpy; reproducible for an int seed."""
+        rng = np.random.default_rng(seed)
+        eps = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+        if self.prior == "normal":
+            return eps
+        prior = self.latent_prior()
+        comp = rng.choice(len(prior["weights"]), size=n, p=prior["weights"])
+        locs, scales = np.asarray(prior["locs"]), np.asarray(prior["scales"])
+        return (locs[comp] + scales[comp] * eps).astype(np.float32)
+
+    def latent_prior(self):
+        """`p(z)` as plain numbers, for export manifests and samplers without TFP.
+
+        Returns:
+            `{"type": "normal", "latent_dim": d}`, or for the mixture prior also
+            `"weights" (K,)`, `"locs" (K, d)` and `"scales" (K, d)` as nested lists.
+        """
+        if self.prior == "normal":
+            return {"type": "normal", "latent_dim": self.latent_dim}
+        logits = keras.ops.convert_to_numpy(self.prior_logits).astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        raw = keras.ops.convert_to_numpy(self.prior_raw_scales).astype(np.float64)
+        return {"type": "mixture", "latent_dim": self.latent_dim,
+                "weights": (weights / weights.sum()).tolist(),
+                "locs": keras.ops.convert_to_numpy(self.prior_locs).tolist(),
+                "scales": (np.logaddexp(0.0, raw) + dists.MIN_POSTERIOR_SCALE).tolist()}
+
+    def generate(self, n, seed=None, labels=None, batch_size=256):
+        """Generates `n` mean images from prior samples, float32 numpy `(n, H, W, C)`.
+
+        Args:
+            n: int. Number of images.
+            seed: int. Makes the latents, hence the images, reproducible.
+            labels: int `(n,)` for conditional models; must be `None` otherwise.
+            batch_size: int. Latents per decoder call.
+        """
+        n = _positive_int("n", n)
+        z = self.sample_prior(n, seed)
+        return self.decode(z, labels=labels, batch_size=batch_size)
+
+    # ------------------------------------------------------------ serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "hidden_units": list(self.hidden_units),
+            "activation": self.activation,
+            "likelihood": self.likelihood,
+            "gaussian_scale": self.gaussian_scale,
+            "posterior": self.posterior,
+            "prior": self.prior,
+            "prior_components": self.prior_components,
+            "beta": self.beta,
+            "objective": self.objective,
+            "iwae_samples": self.iwae_samples,
+            "value_range": list(self.value_range),
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
