@@ -40,9 +40,12 @@ def _check_choices(values, allowed, arg):
 def _check_batch_sizes(batch_sizes):
     if batch_sizes is None:
         return None
-    if isinstance(batch_sizes, int):
+    if isinstance(batch_sizes, (int, np.integer)):
         batch_sizes = (batch_sizes,)
-    sizes = tuple(batch_sizes)
+    try:
+        sizes = tuple(batch_sizes)
+    except TypeError:
+        sizes = ()
     if not sizes or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1
                         for b in sizes):
         raise ValueError(f"batch_sizes must be None (dynamic batch) or positive integers, got "
@@ -191,7 +194,8 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
         parity = []
         for sig in spec.signatures:
             run = saved_model_lib.runner(sm_dir, sig.name, [i.name for i in sig.inputs])
-            parity += verify_lib.verify(spec, sig, run, test_sizes, "none", rng)
+            parity += verify_lib.verify(spec, sig, run, test_sizes, "none", rng,
+                                          "The SavedModel")
         verify_lib.check(parity, "The SavedModel")
         add("saved_model", "saved_model", "none", saved_model_lib.file_signatures(spec, sm_dir),
             parity)
@@ -215,7 +219,8 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
                     run = tflite_lib.runner(os.path.join(root, path), key,
                                             [t.name for t in sig.inputs])
                     sizes = test_sizes if n is None else (n, n)
-                    parity = verify_lib.verify(spec, sig, run, sizes, quant, rng)
+                    parity = verify_lib.verify(spec, sig, run, sizes, quant, rng,
+                                                f"The TFLite file {path}")
                     verify_lib.check(parity, f"The TFLite file {path}")
                     add(path, "tflite", quant,
                         [tflite_lib.file_signature(os.path.join(root, path), key, sig,
@@ -230,7 +235,8 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
             if not onnx_lib.batch_is_dynamic(full):
                 raise ValueError(f"The ONNX file {path} has no dynamic batch axis.")
             run = onnx_lib.runner(full, [t.name for t in sig.inputs])
-            parity = verify_lib.verify(spec, sig, run, test_sizes, "none", rng)
+            parity = verify_lib.verify(spec, sig, run, test_sizes, "none", rng,
+                                        f"The ONNX file {path}")
             verify_lib.check(parity, f"The ONNX file {path}")
             entry = onnx_lib.file_signature(full, sig)
             onnx_entries[sig.name] = (full, entry, parity)
@@ -305,7 +311,7 @@ def validate_manifest(manifest):
     errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.path))
     if errors:
         msgs = "; ".join(f"{'/'.join(str(p) for p in e.path) or '<root>'}: {e.message}"
-                         for e in errors[:5])
+                         for e in errors[:12])
         raise ValueError(f"manifest does not match {os.path.basename(SCHEMA_PATH)}: {msgs}")
 
 

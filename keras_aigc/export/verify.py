@@ -25,7 +25,7 @@ def psnr(reference, candidate, peak):
     return 10.0 * math.log10(peak * peak / mse)
 
 
-def compare(spec, signature, reference, candidate, batch_size, quantization):
+def compare(spec, signature, reference, candidate, batch_size, quantization, what="The file"):
     """Parity records (one per output) of `candidate` vs `reference` output dicts."""
     tol = TOLERANCES[quantization]
     records = []
@@ -33,7 +33,8 @@ def compare(spec, signature, reference, candidate, batch_size, quantization):
         ref = np.asarray(reference[out.name], np.float32)
         got = np.asarray(candidate[out.name], np.float32)
         if ref.shape != got.shape:
-            raise ValueError(f"{signature.name}/{out.name}: exported output has shape "
+            raise ValueError(f"{what} does not match the Keras model: {signature.name}/"
+                             f"{out.name} has shape "
                              f"{got.shape}, Keras gives {ref.shape} at batch {batch_size}.")
         if out.role == IMAGE:
             peak = spec.value_range[1] - spec.value_range[0]
@@ -52,13 +53,13 @@ def compare(spec, signature, reference, candidate, batch_size, quantization):
     return records
 
 
-def verify(spec, signature, run, batch_sizes, quantization, rng):
+def verify(spec, signature, run, batch_sizes, quantization, rng, what="The file"):
     """Runs `run(inputs) -> {name: array}` against Keras at each batch size on fresh inputs."""
     records = []
     for n in batch_sizes:
         inputs = spec.sample_inputs(signature, int(n), rng)
         records += compare(spec, signature, spec.keras_outputs(signature, inputs), run(inputs),
-                           n, quantization)
+                           n, quantization, what)
     return records
 
 
