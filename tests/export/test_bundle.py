@@ -8,6 +8,8 @@ import pytest
 from export_helpers import (
     LATENT_DIM,
     NUM_CLASSES,
+    LGamma,
+    Roll,
     fresh_inputs,
     gan_with_unsupported_op,
     run_onnx,
@@ -180,8 +182,15 @@ def test_fixed_batch_tflite_is_correct_at_claimed_batch(tmp_path):
             assert _psnr(ref, got["image"], 2.0) >= 25.0
 
 
-def test_failed_export_leaves_no_directory(tmp_path):
-    model = gan_with_unsupported_op()
+def test_failed_conversion_leaves_no_directory(tmp_path):
+    model = gan_with_unsupported_op(Roll)
+    with pytest.raises(ValueError, match="TFLite conversion of signature 'generate'.*Roll"):
+        export_bundle(model, str(tmp_path / "bundle"), formats=("saved_model", "tflite"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_parity_leaves_no_directory(tmp_path):
+    model = gan_with_unsupported_op(LGamma)
     # The converter emits a TFLite model for lgamma, but it computes an empty output:
     # the parity check, not the converter, catches it, after the SavedModel was written.
     with pytest.raises(ValueError, match="TFLite file model.tflite does not match"):
