@@ -293,7 +293,7 @@ def _representative(spec, sig, batch, rng):
 
     def gen():
         for inputs in data:
-            yield {t.name: x for t, x in zip(sig.inputs, inputs)}
+            yield {t.name: x for t, x in zip(sig.inputs, inputs, strict=True)}
 
     return gen
 

@@ -45,8 +45,8 @@ def runner(path, input_names, num_threads=None):
     out_names = [o.name for o in sess.get_outputs()]
 
     def run(inputs):
-        res = sess.run(None, {k: np.asarray(v) for k, v in zip(input_names, inputs)})
-        return dict(zip(out_names, res))
+        res = sess.run(None, {k: np.asarray(v) for k, v in zip(input_names, inputs, strict=True)})
+        return dict(zip(out_names, res, strict=True))
 
     return run
 

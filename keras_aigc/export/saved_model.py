@@ -33,7 +33,7 @@ def runner(path, key, input_names):
     fn = tf.saved_model.load(path).signatures[key]
 
     def run(inputs):
-        res = fn(**{k: tf.constant(v) for k, v in zip(input_names, inputs)})
+        res = fn(**{k: tf.constant(v) for k, v in zip(input_names, inputs, strict=True)})
         return {k: np.asarray(v) for k, v in res.items()}
 
     return run

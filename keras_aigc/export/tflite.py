@@ -104,7 +104,7 @@ def runner(path_or_content, key, input_names, num_threads=None):
 
     def run(inputs):
         feed = {}
-        for name, x in zip(input_names, inputs):
+        for name, x in zip(input_names, inputs, strict=True):
             d = in_details[name]
             if np.issubdtype(d["dtype"], np.integer) and not np.issubdtype(
                     np.asarray(x).dtype, np.integer):

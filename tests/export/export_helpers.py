@@ -136,7 +136,7 @@ def gan_with_unsupported_op(layer=Roll):
 # exporter's own helpers.
 def run_saved_model(path, key, names, inputs):
     fn = tf.saved_model.load(path).signatures[key]
-    res = fn(**{k: tf.constant(v) for k, v in zip(names, inputs)})
+    res = fn(**{k: tf.constant(v) for k, v in zip(names, inputs, strict=True)})
     return {k: v.numpy() for k, v in res.items()}
 
 
@@ -146,7 +146,7 @@ def run_tflite(path, key, names, inputs):
     runner = Interpreter(model_path=path).get_signature_runner(key)
     in_d, out_d = runner.get_input_details(), runner.get_output_details()
     feed = {}
-    for name, x in zip(names, inputs):
+    for name, x in zip(names, inputs, strict=True):
         d = in_d[name]
         if d["dtype"] == np.int8:
             scale, zp = d["quantization"]
@@ -163,5 +163,5 @@ def run_onnx(path, names, inputs):
     import onnxruntime as ort
 
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    res = sess.run(None, dict(zip(names, inputs)))
-    return dict(zip([o.name for o in sess.get_outputs()], res))
+    res = sess.run(None, dict(zip(names, inputs, strict=True)))
+    return dict(zip([o.name for o in sess.get_outputs()], res, strict=True))
