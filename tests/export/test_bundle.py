@@ -161,6 +161,7 @@ def test_triton_repository_follows_manifest(exported):
     assert "reshape: { shape: [ ] }" in config  # the per-example scalar label
 
 
+@pytest.mark.slow
 def test_fixed_batch_tflite_is_correct_at_claimed_batch(tmp_path):
     model = tiny_dcgan()
     manifest = export_bundle(model, str(tmp_path / "b"), formats=("tflite",),
