@@ -114,8 +114,14 @@ def _is_keras_aigc(model):
 
     if not isinstance(model, keras.Model):
         return False
-    name = keras.saving.get_registered_name(type(model)) or ""
-    return name.startswith("keras_aigc>") or type(model).__module__.startswith("keras_aigc.")
+    # The class or one of its bases (a user's DCGAN subclass counts) is ours.
+    for cls in type(model).__mro__:
+        if not (isinstance(cls, type) and issubclass(cls, keras.Model)):
+            continue
+        if ((keras.saving.get_registered_name(cls) or "").startswith("keras_aigc>")
+                or cls.__module__.startswith("keras_aigc.")):
+            return True
+    return False
 
 
 def _shape_of(model_or_layer_output_shape):

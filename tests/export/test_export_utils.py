@@ -73,3 +73,26 @@ def test_sha256_path_of_file_and_directory(tmp_path):
 def test_not_a_model_is_rejected():
     with pytest.raises(ValueError, match="keras_aigc model.*builtins.str"):
         export_spec("dcgan")
+
+
+def test_gan_exports_the_inference_generator():
+    # A GAN with an EMA copy exposes it as `inference_generator`; export must use it.
+    class EMAStandIn(type(tiny_dcgan())):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.ema_generator = keras.models.clone_model(self.generator)
+
+        @property
+        def inference_generator(self):
+            return self.ema_generator
+
+    model = EMAStandIn(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, g_filters=(8, 8, 4),
+                       d_filters=(4,), kernel_size=3)
+    model.build()
+    model.ema_generator.set_weights([w * 0.5 for w in model.generator.get_weights()])
+    spec = export_spec(model)
+    assert spec.ema_weights and spec.tracked == [model.ema_generator]
+    z = np.random.default_rng().standard_normal((3, LATENT_DIM)).astype(np.float32)
+    out = spec.keras_outputs(spec.signature("generate"), [z])["image"]
+    np.testing.assert_allclose(out, model.ema_generator(z).numpy(), atol=1e-6)
+    assert np.abs(out - model.generator(z).numpy()).max() > 1e-3
