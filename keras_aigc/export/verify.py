@@ -25,7 +25,26 @@ def psnr(reference, candidate, peak):
     return 10.0 * math.log10(peak * peak / mse)
 
 
-def compare(spec, signature, reference, candidate, batch_size, quantization, what="The file"):
+def output_peaks(spec, signature, rng, n=256):
+    """PSNR peak per output: the value range for images, else the outputs' spread.
+
+    For non-image outputs (posterior loc and scale) the spread is measured once on `n`
+    prior-drawn inputs, so the PSNR of a batch of one does not depend on how far apart
+    that batch's few values happen to be.
+    """
+    peaks, ref = {}, None
+    for out in signature.outputs:
+        if out.role == IMAGE:
+            peaks[out.name] = float(spec.value_range[1] - spec.value_range[0])
+        else:
+            if ref is None:
+                ref = spec.keras_outputs(signature, spec.sample_inputs(signature, n, rng))
+            peaks[out.name] = float(np.ptp(ref[out.name])) or 1.0
+    return peaks
+
+
+def compare(spec, signature, reference, candidate, batch_size, quantization, what="The file",
+            peaks=None):
     """Parity records (one per output) of `candidate` vs `reference` output dicts."""
     tol = TOLERANCES[quantization]
     records = []
@@ -36,7 +55,9 @@ def compare(spec, signature, reference, candidate, batch_size, quantization, wha
             raise ValueError(f"{what} does not match the Keras model: {signature.name}/"
                              f"{out.name} has shape "
                              f"{got.shape}, Keras gives {ref.shape} at batch {batch_size}.")
-        if out.role == IMAGE:
+        if peaks and out.name in peaks:
+            peak = peaks[out.name]
+        elif out.role == IMAGE:
             peak = spec.value_range[1] - spec.value_range[0]
         else:
             peak = float(ref.max() - ref.min()) or 1.0
@@ -49,17 +70,19 @@ def compare(spec, signature, reference, candidate, batch_size, quantization, wha
         records.append({"signature": signature.name, "batch_size": int(batch_size),
                         "output": out.name, "max_abs_error": err,
                         "psnr_db": None if value is None else round(value, 3),
-                        "tolerance": dict(tol), "passed": bool(passed)})
+                        "peak": float(peak), "tolerance": dict(tol),
+                        "passed": bool(passed)})
     return records
 
 
 def verify(spec, signature, run, batch_sizes, quantization, rng, what="The file"):
     """Runs `run(inputs) -> {name: array}` against Keras at each batch size on fresh inputs."""
+    peaks = output_peaks(spec, signature, rng)
     records = []
     for n in batch_sizes:
         inputs = spec.sample_inputs(signature, int(n), rng)
         records += compare(spec, signature, spec.keras_outputs(signature, inputs), run(inputs),
-                           n, quantization, what)
+                           n, quantization, what, peaks)
     return records
 
 

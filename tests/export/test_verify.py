@@ -31,3 +31,17 @@ def test_compare_applies_the_tolerance_of_each_quantization():
         verify_lib.check([rec], "X")
     with pytest.raises(ValueError, match=r"has shape \(2, 8, 8, 1\), Keras gives \(3, 8, 8, 1\)"):
         verify_lib.compare(spec, sig, ref, {"image": ref["image"][:2]}, 3, "none")
+
+
+def test_output_peaks():
+    from export_helpers import tiny_vae
+
+    spec = export_spec(tiny_vae())
+    rng = np.random.default_rng(0)
+    assert verify_lib.output_peaks(spec, spec.signature("decode"), rng) == {"image": 1.0}
+    peaks = verify_lib.output_peaks(spec, spec.signature("encode"), rng)
+    ref = spec.keras_outputs(spec.signature("encode"),
+                             spec.sample_inputs(spec.signature("encode"), 256,
+                                                np.random.default_rng(0)))
+    # Same inputs (same seed, drawn the same way): the peak is the outputs' spread.
+    assert peaks == pytest.approx({k: float(np.ptp(v)) for k, v in ref.items()})
