@@ -71,13 +71,12 @@ def main(argv=None):
                         "temporary directory, removed at the end).")
     args = p.parse_args(argv)
 
+    import keras
     import onnxruntime as ort
     import tensorflow as tf
 
     from keras_aigc.export import export_bundle
     from keras_aigc.models import DCGAN
-
-    import keras
 
     keras.utils.set_random_seed(0)  # the same weights when bundles are reused (--work-dir)
     model = DCGAN.from_preset(args.preset)
