@@ -1,0 +1,13 @@
+"""Export to a verified bundle: SavedModel, TFLite (LiteRT) and ONNX, plus `manifest.json`."""
+
+from keras_aigc.export.bundle import (
+    FORMATS,
+    QUANTIZATIONS,
+    export_bundle,
+    load_manifest,
+    validate_manifest,
+)
+from keras_aigc.export.export_utils import ExportSpec, Signature, TensorInfo, export_spec
+
+__all__ = ["FORMATS", "QUANTIZATIONS", "export_bundle", "load_manifest", "validate_manifest",
+           "export_spec", "ExportSpec", "Signature", "TensorInfo"]

@@ -1,0 +1,143 @@
+"""TFLite (LiteRT) conversion from a SavedModel signature, builtin ops only, run with LiteRT."""
+
+import numpy as np
+
+# Name used in manifests and file names for each TFLite variant.
+QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
+REPRESENTATIVE_EXAMPLES = 320
+
+
+def convert(saved_model_dir, key, quantization="none", representative=None):
+    """Converts SavedModel signature `key` to .tflite bytes.
+
+    Args:
+        saved_model_dir: str. SavedModel holding the signature.
+        key: str. Signature key.
+        quantization: `"none"` (fp32), `"float16"`, `"dynamic_int8"` or `"int8"`
+            (full integer with int8 inputs and outputs; needs `representative`).
+        representative: callable returning an iterator of `{input name: array}` drawn
+            from the model's prior, for `"int8"`.
+    """
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[key])
+    # Builtin ops only: a Flex (Select-TF) op would not run on stock LiteRT or a phone.
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic_int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantization == "int8":
+        if representative is None:
+            raise ValueError("quantization='int8' needs a representative dataset.")
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    elif quantization != "none":
+        raise ValueError(f"Unrecognized quantization={quantization!r}. Supported quantizations "
+                         f"are: {list(QUANTIZATIONS)}.")
+    try:
+        content = conv.convert()
+    except Exception as e:  # the converter raises its own ConverterError types
+        raise ValueError(f"TFLite conversion of signature {key!r} ({quantization}) failed with "
+                         f"builtin ops only: {e}") from e
+    check_builtin_ops(content)
+    return content
+
+
+def op_names(content):
+    """Names of the operator codes in .tflite bytes (custom ops by their custom code)."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    model = fb.Model.GetRootAsModel(content, 0)
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    out = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == fb.BuiltinOperator.CUSTOM:
+            custom = code.CustomCode()
+            out.append("CUSTOM:" + (custom.decode() if custom else "?"))
+        else:
+            out.append(names.get(builtin, str(builtin)))
+    return out
+
+
+def check_builtin_ops(content):
+    """Raises ValueError if the .tflite holds custom or Flex (Select-TF) ops."""
+    bad = [n for n in op_names(content) if n.startswith("CUSTOM:")]
+    if bad:
+        raise ValueError(
+            f"The TFLite model holds non-builtin ops {sorted(set(bad))}; stock LiteRT and phones "
+            f"without the Flex delegate cannot run it. Replace the layers that produce them.")
+
+
+def interpreter(path_or_content, num_threads=None):
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(path_or_content, (bytes, bytearray)):
+        return Interpreter(model_content=bytes(path_or_content), num_threads=num_threads)
+    return Interpreter(model_path=str(path_or_content), num_threads=num_threads)
+
+
+def quantize(x, details):
+    scale, zero_point = details["quantization"]
+    info = np.iinfo(details["dtype"])
+    q = np.round(np.asarray(x, np.float32) / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(details["dtype"])
+
+
+def dequantize(q, details):
+    scale, zero_point = details["quantization"]
+    return (np.asarray(q, np.float32) - zero_point) * scale
+
+
+def runner(path_or_content, key, input_names, num_threads=None):
+    """Returns `run(inputs) -> {output: float32 array}`; int8 tensors are (de)quantized."""
+    interp = interpreter(path_or_content, num_threads)
+    sig = interp.get_signature_runner(key)
+    in_details = sig.get_input_details()
+    out_details = sig.get_output_details()
+
+    def run(inputs):
+        feed = {}
+        for name, x in zip(input_names, inputs, strict=True):
+            d = in_details[name]
+            if np.issubdtype(d["dtype"], np.integer) and not np.issubdtype(
+                    np.asarray(x).dtype, np.integer):
+                feed[name] = quantize(x, d)
+            else:
+                feed[name] = np.asarray(x).astype(d["dtype"])
+        res = sig(**feed)
+        out = {}
+        for name, v in res.items():
+            d = out_details[name]
+            out[name] = (dequantize(v, d) if d["quantization"][0] else np.asarray(v, np.float32))
+        return out
+
+    return run
+
+
+def file_signature(path, key, sig, batch_size):
+    """Manifest `signatures[]` entry read back from the .tflite at `path`."""
+    interp = interpreter(path)
+    runner_ = interp.get_signature_runner(key)
+
+    def tensor(name, d, infos):
+        info = next(i for i in infos if i.name == name)
+        entry = {"name": name, "role": info.role, "dtype": np.dtype(d["dtype"]).name,
+                 "shape": [int(s) for s in d["shape_signature"]]}
+        if batch_size == -1:
+            entry["shape"][0] = -1
+        if d["quantization"][0]:
+            entry["quantization"] = {"scale": float(d["quantization"][0]),
+                                     "zero_point": int(d["quantization"][1])}
+        return entry
+
+    ins, outs = runner_.get_input_details(), runner_.get_output_details()
+    return {"name": sig.name, "key": key, "batch_size": int(batch_size),
+            "inputs": [tensor(i.name, ins[i.name], sig.inputs) for i in sig.inputs],
+            "outputs": [tensor(o.name, outs[o.name], sig.outputs) for o in sig.outputs]}

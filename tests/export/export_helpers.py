@@ -1,0 +1,167 @@
+"""Tiny exportable models for the export tests.
+
+DCGAN is the real class. The conditional GAN and the VAE are stand-ins written here,
+because `ConditionalGAN` and `VAE` are developed on other branches: they follow the
+duck-typed protocol of `keras_aigc.export.export_utils` (a GAN with `num_classes` whose
+generator takes `[z, labels]`; a model with `encoder` -> (loc, scale) and `decoder` -> mean).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_aigc.models import DCGAN, GAN
+
+LATENT_DIM = 8
+NUM_CLASSES = 3
+
+
+def tiny_dcgan():
+    model = DCGAN(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, g_filters=(8, 8, 4),
+                  d_filters=(4,), kernel_size=3, name="tiny_dcgan")
+    model.build()
+    _randomize_batchnorm(model.generator)
+    return model
+
+
+def _randomize_batchnorm(model):
+    # Untrained BN statistics are the identity; set non-trivial ones so parity means more.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.1, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+
+
+@keras.saving.register_keras_serializable(package="keras_aigc")
+class TinyConditionalGAN(GAN):
+    """Stand-in for ConditionalGAN: the generator takes `[z, labels:int32]`."""
+
+    def __init__(self, num_classes=NUM_CLASSES, latent_dim=LATENT_DIM, **kwargs):
+        z = keras.Input((latent_dim,), name="z")
+        labels = keras.Input((), dtype="int32", name="labels")
+        e = keras.layers.Embedding(num_classes, 4)(labels)
+        x = keras.layers.Concatenate()([z, e])
+        x = keras.layers.Dense(4 * 4 * 8, activation="relu")(x)
+        x = keras.layers.Reshape((4, 4, 8))(x)
+        x = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same")(x)
+        x = keras.layers.Activation("tanh")(x)
+        generator = keras.Model([z, labels], x, name="cgen")
+        img = keras.Input((8, 8, 1))
+        d = keras.layers.Dense(1)(keras.layers.Flatten()(img))
+        discriminator = keras.Model(img, d, name="cdisc")
+        kwargs.pop("generator", None), kwargs.pop("discriminator", None)
+        super().__init__(generator=generator, discriminator=discriminator,
+                         latent_dim=latent_dim, **kwargs)
+        self.num_classes = num_classes
+
+    def generator_inputs(self, z, labels):
+        return [z, labels]
+
+
+@keras.saving.register_keras_serializable(package="keras_aigc")
+class TinyVAE(keras.Model):
+    """Stand-in for VAE: `encoder(x) -> (loc, scale)`, `decoder(z) -> mean image`."""
+
+    def __init__(self, latent_dim=LATENT_DIM, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+        self.value_range = (0.0, 1.0)
+        x_in = keras.Input((8, 8, 1))
+        h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x_in)
+        h = keras.layers.Flatten()(h)
+        loc = keras.layers.Dense(latent_dim, name="loc")(h)
+        scale = keras.layers.Dense(latent_dim, activation="softplus", name="scale")(h)
+        self.encoder = keras.Model(x_in, [loc, scale], name="encoder")
+        z = keras.Input((latent_dim,))
+        d = keras.layers.Dense(4 * 4 * 4, activation="relu")(z)
+        d = keras.layers.Reshape((4, 4, 4))(d)
+        d = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same")(d)
+        d = keras.layers.Activation("sigmoid")(d)
+        self.decoder = keras.Model(z, d, name="decoder")
+
+    def call(self, x):
+        return self.decoder(self.encoder(x)[0])
+
+
+def tiny_cgan():
+    return TinyConditionalGAN(name="tiny_cgan")
+
+
+def tiny_vae():
+    model = TinyVAE(name="tiny_vae")
+    model(np.zeros((1, 8, 8, 1), np.float32))
+    return model
+
+
+FACTORIES = {"dcgan": tiny_dcgan, "cgan": tiny_cgan, "vae": tiny_vae}
+
+
+def fresh_inputs(model, signature, n):
+    """Inputs drawn now from an unseeded generator, independent of the exporter's draws."""
+    from keras_aigc.export import export_spec
+
+    spec = export_spec(model)
+    return spec, spec.sample_inputs(spec.signature(signature), n, np.random.default_rng())
+
+
+
+class Roll(keras.layers.Layer):
+    """`tf.roll` has no TFLite builtin kernel (only the Flex op FlexRoll)."""
+
+    def call(self, x):
+        return tf.roll(x, 1, axis=1)
+
+
+class LGamma(keras.layers.Layer):
+    """`tf.math.lgamma`: the converter lowers it to builtins that compute garbage here."""
+
+    def call(self, x):
+        return tf.math.lgamma(x)
+
+
+def gan_with_unsupported_op(layer=Roll):
+    z = keras.Input((LATENT_DIM,))
+    x = keras.layers.Dense(64, activation="softplus")(z)
+    x = layer()(keras.layers.Reshape((8, 8, 1))(x))
+    generator = keras.Model(z, keras.layers.Activation("tanh")(x), name="bad_gen")
+    img = keras.Input((8, 8, 1))
+    discriminator = keras.Model(img, keras.layers.Dense(1)(keras.layers.Flatten()(img)))
+    return GAN(generator, discriminator, latent_dim=LATENT_DIM, name="bad_gan")
+
+
+# ------------------------------------------------------------------------------------------
+# Independent runners: the tests load every file with its runtime directly, not through the
+# exporter's own helpers.
+def run_saved_model(path, key, names, inputs):
+    fn = tf.saved_model.load(path).signatures[key]
+    res = fn(**{k: tf.constant(v) for k, v in zip(names, inputs, strict=True)})
+    return {k: v.numpy() for k, v in res.items()}
+
+
+def run_tflite(path, key, names, inputs):
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=path).get_signature_runner(key)
+    in_d, out_d = runner.get_input_details(), runner.get_output_details()
+    feed = {}
+    for name, x in zip(names, inputs, strict=True):
+        d = in_d[name]
+        if d["dtype"] == np.int8:
+            scale, zp = d["quantization"]
+            x = np.clip(np.round(x / scale) + zp, -128, 127)
+        feed[name] = np.asarray(x).astype(d["dtype"])
+    out = {}
+    for name, v in runner(**feed).items():
+        scale, zp = out_d[name]["quantization"]
+        out[name] = (v.astype(np.float32) - zp) * scale if v.dtype == np.int8 else v
+    return out
+
+
+def run_onnx(path, names, inputs):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    res = sess.run(None, dict(zip(names, inputs, strict=True)))
+    return dict(zip([o.name for o in sess.get_outputs()], res, strict=True))
