@@ -47,11 +47,12 @@ def build_model(config, info):
     return cls(**kwargs)
 
 
-def run(config, run_dir, stream=sys.stdout):
+def run(config, run_dir, stream=None):
     """Trains as the config says and fills `run_dir`. Returns `(model, history_dict)`."""
     import keras
 
     from keras_aigc import callbacks as cb
+    stream = stream or sys.stdout
     from keras_aigc import data
 
     training = config_lib.TrainingConfig(**(config.get("training") or {}))

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_aigc as ka
+from keras_aigc.utils import make_grid, to_uint8
+
+
+def test_to_uint8_known_values():
+    x = np.array([-1.0, -0.5, 0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(to_uint8(x, (-1, 1)), [0, 64, 128, 255, 255])
+    np.testing.assert_array_equal(to_uint8(np.array([0.0, 0.5, 1.0]), (0, 1)), [0, 128, 255])
+    with pytest.raises(ValueError, match="high > low"):
+        to_uint8(x, (1, 1))
+
+
+def test_make_grid_layout():
+    pixels = np.arange(4 * 2 * 3 * 1, dtype=np.uint8).reshape(4, 2, 3, 1)
+    grid = make_grid(pixels, rows=2, padding=1)
+    assert grid.shape == (2 * 3 + 1, 2 * 4 + 1, 1)
+    np.testing.assert_array_equal(grid[1:3, 1:4], pixels[0])
+    np.testing.assert_array_equal(grid[4:6, 5:8], pixels[3])
+
+
+def test_sample_grid_writes_fixed_latent_pngs(tmp_path):
+    gan = ka.models.DCGAN(image_shape=(8, 8, 1), latent_dim=4, g_filters=(4, 4), d_filters=(4,),
+                          kernel_size=3)
+    gan.compile()
+    grid = ka.callbacks.SampleGrid(str(tmp_path / "s"), every=2, num_images=9, seed=3)
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    gan.fit(x, batch_size=4, epochs=4, verbose=0, callbacks=[grid])
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        "epoch_0002.png", "epoch_0004.png"]
+    img = np.asarray(Image.open(tmp_path / "s" / "epoch_0004.png"))
+    # 3x3 grid of 8x8 images, 2 px padding, upscaled 2x.
+    assert img.shape == (2 * (3 * 10 + 2), 2 * (3 * 10 + 2))
+    expected = make_grid(to_uint8(gan.generate(9, seed=3)), rows=3)
+    np.testing.assert_array_equal(img[::2, ::2], expected[..., 0])
+
+
+def test_sample_grid_only_chief_writes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 1}}))
+    gan = ka.models.DCGAN(image_shape=(8, 8, 1), latent_dim=4, g_filters=(4, 4), d_filters=(4,))
+    grid = ka.callbacks.SampleGrid(str(tmp_path / "s"), num_images=4)
+    grid.set_model(gan)
+    assert grid.write("x") is None
+    assert not (tmp_path / "s").exists()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 0}}))
+    assert grid.write("x").endswith("x.png")
+
+
+@pytest.mark.parametrize("kwargs,match", [({"every": 0}, "every must be"),
+                                          ({"num_images": -1}, "num_images must be")])
+def test_bad_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ka.callbacks.SampleGrid(str(tmp_path), **kwargs)

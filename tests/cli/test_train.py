@@ -1,0 +1,90 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from keras_aigc.cli import config as config_lib
+from keras_aigc.cli.main import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = os.path.join(ROOT, "configs")
+
+
+def _write(tmp_path, config):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+BASE = {
+    "model": {"name": "DCGAN", "latent_dim": 8, "g_filters": [8, 8, 4], "d_filters": [4],
+              "kernel_size": 3},
+    "data": {"source": "digits", "batch_size": 32},
+    "training": {"epochs": 1, "steps_per_epoch": 2, "num_samples": 4},
+}
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(CONFIGS)))
+def test_shipped_configs_validate(name):
+    config_lib.load_config(os.path.join(CONFIGS, name))
+
+
+@pytest.mark.parametrize("mutate,path", [
+    (lambda c: c["model"].update(latent_dims=3), "model.latent_dims: unknown key"),
+    (lambda c: c["model"].update(latent_dim="big"), "model.latent_dim: expected int"),
+    (lambda c: c["data"].update(batchsize=3), "data.batchsize: unknown key"),
+    (lambda c: c["data"].update(batch_size=2.5), "data.batch_size: expected int"),
+    (lambda c: c["training"].update(epochs="ten"), "training.epochs: expected int"),
+    (lambda c: c["training"].update(epoch=3), "training.epoch: unknown key"),
+    (lambda c: c["compile"] if False else c.update(compile={"g_opt": "adam"}),
+     "compile.g_opt: unknown key"),
+    (lambda c: c.update(trainig={}), "trainig: unknown section"),
+    (lambda c: c["model"].update(name="BigGAN"), "model.name: unknown model 'BigGAN'"),
+    (lambda c: c["model"].update(preset="huge"), "model.preset: unknown preset 'huge'"),
+    (lambda c: c["data"].pop("source"), "data.source: missing"),
+])
+def test_bad_config_fails_before_training_with_dotted_path(tmp_path, capsys, mutate, path):
+    config = json.loads(json.dumps(BASE))
+    mutate(config)
+    out = tmp_path / "run"
+    rc = main(["train", _write(tmp_path, config), "--output", str(out)])
+    assert rc == 2
+    assert path in capsys.readouterr().err
+    assert not out.exists()  # nothing was trained or written
+
+
+def test_bad_set_override(tmp_path, capsys):
+    path = _write(tmp_path, BASE)
+    assert main(["train", path, "--set", "training.epochs"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["train", path, "--set", "training.epochs=[1"]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["train", path, "--set", "model.latent_dim=x"]) == 2
+    assert "model.latent_dim: expected int" in capsys.readouterr().err
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "none.yaml")]) == 2
+    assert "Config file not found" in capsys.readouterr().err
+
+
+def test_train_writes_a_complete_run_dir(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", _write(tmp_path, BASE), "--output", str(out),
+               "--set", "training.sample_every=1", "--set", "model.latent_dim=6"])
+    assert rc == 0
+    for name in ("config.yaml", "model.keras", "history.json", "data_info.json",
+                 "samples/epoch_0001.png", "samples/final.png"):
+        assert (out / name).is_file(), name
+    assert any((out / "logs" / "train").iterdir())
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["model"]["latent_dim"] == 6  # --set is recorded
+    history = json.loads((out / "history.json").read_text())
+    assert {"d_loss", "g_loss", "val_d_loss"} <= set(history)
+    model = keras.models.load_model(str(out / "model.keras"))
+    assert model.latent_dim == 6 and model.image_shape == (32, 32, 1)
+    assert np.isfinite(model.generate(2, seed=0)).all()
+    assert f"Run directory: {out}" in capsys.readouterr().out

@@ -1,0 +1,32 @@
+"""Shared test set-up: two logical CPU devices (before TF initialises) and MNIST's path."""
+
+import os
+
+import pytest
+import tensorflow as tf
+
+# Two logical CPUs let every test run a real 2-replica MirroredStrategy on this machine.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST = os.environ.get("KERAS_AIGC_MNIST",
+                       os.path.join(ROOT, "..", "shared", "data", "mnist.npz"))
+
+
+@pytest.fixture(scope="session")
+def mnist_path():
+    """Path of real MNIST (keras.datasets layout). CI must have it: there it fails, not skips."""
+    path = os.path.abspath(MNIST)
+    if not os.path.isfile(path):
+        message = (f"real MNIST not found at {path}; set KERAS_AIGC_MNIST to a "
+                   "keras.datasets-layout mnist.npz")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def two_replicas():
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
