@@ -106,13 +106,13 @@ def runtime_env():
 
 
 def http(method, url, body=None, headers=None, timeout=30):
-    """Returns (status, headers, body bytes) without raising on 4xx/5xx."""
+    """Returns (status, headers with lower-case keys, body bytes); 4xx/5xx do not raise."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
 class Server:
