@@ -39,10 +39,10 @@ class _SignatureRunner:
         _, file_sig, runner = part
         # Feed by the file's own names, matched to the logical inputs by position.
         feed = {ft["name"]: inputs[lt["name"]]
-                for ft, lt in zip(file_sig["inputs"], self.spec["inputs"])}
+                for ft, lt in zip(file_sig["inputs"], self.spec["inputs"], strict=True)}
         res = runner(feed)
         return {lt["name"]: res[ft["name"]]
-                for ft, lt in zip(file_sig["outputs"], self.spec["outputs"])}
+                for ft, lt in zip(file_sig["outputs"], self.spec["outputs"], strict=True)}
 
     def __call__(self, inputs):
         n = len(next(iter(inputs.values())))
@@ -144,7 +144,8 @@ class Generator:
             if kind in "iu" and x.dtype.kind not in "iu":
                 raise InputError(f"Input {name!r} must hold integers ({t['dtype']}), got dtype "
                                  f"{x.dtype}.")
-            if x.ndim != len(want) or any(w != -1 and w != s for w, s in zip(want, x.shape)):
+            if x.ndim != len(want) or any(w not in (-1, s)
+                                          for w, s in zip(want, x.shape, strict=True)):
                 raise InputError(f"Input {name!r} must have shape {want} (-1: batch), got "
                                  f"{list(x.shape)}.")
             if x.shape[0] < 1:

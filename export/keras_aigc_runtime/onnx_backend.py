@@ -60,4 +60,4 @@ class OnnxRunner:
     def __call__(self, feed):
         res = self.session.run(self.output_names, {k: np.ascontiguousarray(v)
                                                    for k, v in feed.items()})
-        return {k: np.asarray(v, np.float32) for k, v in zip(self.output_names, res)}
+        return {k: np.asarray(v, np.float32) for k, v in zip(self.output_names, res, strict=True)}

@@ -22,7 +22,7 @@ class _Histogram:
     def lines(self, name, labels=""):
         out, cumulative = [], 0
         sep = "," if labels else ""
-        for b, c in zip(list(self.buckets) + ["+Inf"], self.counts):
+        for b, c in zip(list(self.buckets) + ["+Inf"], self.counts, strict=True):
             cumulative += c
             out.append(f'{name}_bucket{{{labels}{sep}le="{b}"}} {cumulative}')
         lab = f"{{{labels}}}" if labels else ""

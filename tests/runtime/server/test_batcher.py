@@ -37,7 +37,7 @@ def test_concurrent_requests_merge_up_to_max_batch_and_split_back():
     reqs, outs, runs = _run(_serve(8, 1.0, [1, 2, 3, 2, 4]))
     # 1+2+3+2 = 8 fills the first batch at once (no wait for the delay); 4 runs next.
     assert runs == [8, 4]
-    for r, o in zip(reqs, outs):
+    for r, o in zip(reqs, outs, strict=True):
         np.testing.assert_array_equal(o["y"], r * 2)
 
 
