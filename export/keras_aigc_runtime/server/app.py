@@ -3,7 +3,6 @@
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 
@@ -16,7 +15,7 @@ from starlette.routing import Route
 from keras_aigc_runtime import __version__
 from keras_aigc_runtime.generator import InputError
 from keras_aigc_runtime.png import encode_png, image_grid
-from keras_aigc_runtime.server.batcher import DynamicBatcher
+from keras_aigc_runtime.server.batcher import DynamicBatcher, ShuttingDown
 from keras_aigc_runtime.server.metrics import Metrics
 from keras_aigc_runtime.server.protocol import (
     HEADER_LENGTH,
@@ -81,7 +80,7 @@ def create_app(generator, config=None):
     batchers = {}
     state = {"ready": False}
 
-    def run_fn(signature, model_name):
+    def run_fn(signature):
         def fn(inputs):
             return generator.run_checked(inputs, signature)
         return fn
@@ -89,7 +88,7 @@ def create_app(generator, config=None):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         for s in generator.signatures:
-            b = DynamicBatcher(run_fn(s, s), config.max_batch if config.batching else 1,
+            b = DynamicBatcher(run_fn(s), config.max_batch if config.batching else 1,
                                config.max_delay_ms / 1000.0, executor,
                                on_batch=lambda rows, s=s: metrics.batch(f"{generator.name}_{s}",
                                                                         rows))
@@ -174,6 +173,8 @@ def create_app(generator, config=None):
         start = time.perf_counter()
         metrics.in_flight += 1
         status = 500
+        # Unknown names share one label so that junk requests cannot grow /metrics.
+        model_name = model_name if model_name in models else "_unknown"
         try:
             response = await handler()
             status = response.status_code
@@ -181,6 +182,12 @@ def create_app(generator, config=None):
         except (ProtocolError, InputError) as e:
             status = getattr(e, "status", 400)
             return _error(str(e), status)
+        except ShuttingDown as e:
+            status = 503
+            return _error(str(e), status)
+        except Exception as e:  # noqa: BLE001 - a server fault, not the caller's input
+            logger.exception("Inference failed")
+            return _error(f"Internal error: {type(e).__name__}: {e}", 500)
         finally:
             metrics.in_flight -= 1
             metrics.request(model_name, status, time.perf_counter() - start)
@@ -267,9 +274,6 @@ def create_app(generator, config=None):
     async def http_error(request, exc):
         return _error(exc.detail or "HTTP error", exc.status_code)
 
-    async def json_error(request, exc):  # Starlette parses nothing itself; kept as a guard
-        return _error(f"Malformed JSON: {exc}", 400)
-
     routes = [
         Route("/v2", server_meta), Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
@@ -283,8 +287,7 @@ def create_app(generator, config=None):
         Route("/metrics", metrics_route),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error,
-                                        json.JSONDecodeError: json_error})
+                    exception_handlers={HTTPException: http_error})
     app.state.metrics = metrics
     app.state.models = models
     return app

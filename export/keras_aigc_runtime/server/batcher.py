@@ -7,6 +7,10 @@ import time
 import numpy as np
 
 
+class ShuttingDown(RuntimeError):
+    """Raised by `submit` once `close()` has begun (the server answers 503)."""
+
+
 class _Item:
     __slots__ = ("inputs", "n", "future")
 
@@ -53,7 +57,7 @@ class DynamicBatcher:
 
     async def submit(self, inputs):
         if self._closing:
-            raise RuntimeError("The server is shutting down.")
+            raise ShuttingDown("The server is shutting down; retry on another replica.")
         n = len(next(iter(inputs.values())))
         fut = asyncio.get_running_loop().create_future()
         self._items.append(_Item(inputs, n, fut))

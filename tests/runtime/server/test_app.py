@@ -289,3 +289,22 @@ def test_cli_refuses_a_missing_bundle(tmp_path):
 
 
 _ = struct  # binary helpers above build bodies by hand
+
+
+def test_tflite_backend_serves_fixed_batch_files(fixed_batch_bundle):
+    g = keras_aigc_runtime.load(fixed_batch_bundle[1], backend="tflite")
+    with serve(fixed_batch_bundle[1], "--backend", "tflite", "--num-threads", "1") as s:
+        client = triton.InferenceServerClient(s.url, network_timeout=30)
+        try:
+            for n in (3, 6):  # padded to 4; split 4 + padded 2
+                z = _z(20 + n, n)
+                inp = triton.InferInput("z", [n, 8], "FP32")
+                inp.set_data_from_numpy(z)
+                np.testing.assert_array_equal(client.infer("dcgan", [inp]).as_numpy("image"),
+                                              g.run({"z": z})["image"])
+        finally:
+            client.close()
+        assert re.search(r'keras_aigc_requests_total\{model="_unknown",status="404"\}',
+                         s.metrics()) is None
+        assert http("POST", s.base + "/v2/models/junk/infer", b"{}")[0] == 404
+        assert 'keras_aigc_requests_total{model="_unknown",status="404"} 1' in s.metrics()
