@@ -308,3 +308,24 @@ def test_tflite_backend_serves_fixed_batch_files(fixed_batch_bundle):
                          s.metrics()) is None
         assert http("POST", s.base + "/v2/models/junk/infer", b"{}")[0] == 404
         assert 'keras_aigc_requests_total{model="_unknown",status="404"} 1' in s.metrics()
+
+
+def test_vae_server_exposes_decode_and_encode_models(vae_bundle):
+    g = keras_aigc_runtime.load(vae_bundle[1])
+    x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 1)).astype(np.float32)
+    with serve(vae_bundle[1]) as s:
+        client = triton.InferenceServerClient(s.url, network_timeout=30)
+        try:
+            meta = client.get_model_metadata("toy_vae_encode")
+            assert [o["name"] for o in meta["outputs"]] == ["loc", "scale"]
+            inp = triton.InferInput("image", [2, 8, 8, 1], "FP32")
+            inp.set_data_from_numpy(x)
+            res = client.infer("toy_vae_encode", [inp])
+            expected = g.encode(x)
+            for name in ("loc", "scale"):
+                np.testing.assert_array_equal(res.as_numpy(name), expected[name])
+            assert client.get_model_metadata("toy_vae")["inputs"][0]["name"] == "z"
+        finally:
+            client.close()
+        assert http("GET", s.base + "/v2/models/toy_vae_encode/generate.png")[0] == 400
+        assert http("GET", s.base + "/v2/models/toy_vae/generate.png?n=2")[0] == 200
