@@ -146,6 +146,30 @@ def load(port, concurrency, n_requests, time_cap, latent_dim):
             "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None}
 
 
+def compute_ceiling(bundle, num_threads, seconds=3.0):
+    """ms per row of the bare ONNX Runtime session at batch 1 and 32, in this process.
+
+    Their ratio bounds what batching can gain when the model's compute dominates:
+    merging requests saves per-row compute only as far as a batched run is cheaper per row.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = num_threads
+    sess = ort.InferenceSession(os.path.join(bundle, "model.onnx"), opts,
+                                providers=["CPUExecutionProvider"])
+    out = {}
+    for b in (1, 32):
+        z = np.random.default_rng(0).standard_normal((b, 100)).astype(np.float32)
+        sess.run(None, {"z": z})
+        k, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            sess.run(None, {"z": z})
+            k += 1
+        out[b] = (time.perf_counter() - t0) / k / b * 1000
+    return out
+
+
 def run_config(bundle, label, args, concurrencies, n_requests, time_cap):
     server = Server(bundle, *args)
     rows = []
@@ -174,6 +198,8 @@ def main():
     p.add_argument("--model", default="small", choices=sorted(MODELS),
                    help="generator to export and serve")
     p.add_argument("--bundle", default=None, help="existing bundle (default: export --model)")
+    p.add_argument("--instances", type=int, default=1,
+                   help="server model instances (runs in parallel), same for every row")
     p.add_argument("--num-threads", type=int, default=1,
                    help="ONNX Runtime intra-op threads of the server (1: no spinning threads "
                         "competing with the HTTP loop and the load clients on 2 cores)")
@@ -184,9 +210,13 @@ def main():
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="serving_load-")
     bundle = args.bundle or export(os.path.join(tmp, "bundle"), args.model)
-    threads = ["--num-threads", str(args.num_threads)]
+    threads = ["--num-threads", str(args.num_threads), "--instances", str(args.instances)]
     conc = (1, 8, 32)
-    print(f"model {args.model}, bundle {bundle}; {args.requests} requests or {args.time_cap} s per row; "
+    ceiling = compute_ceiling(bundle, args.num_threads)
+    print(f"bare ONNX Runtime ({args.num_threads} thread): {ceiling[1]:.2f} ms/row at batch 1, "
+          f"{ceiling[32]:.2f} ms/row at batch 32 -> batching can save at most "
+          f"x{ceiling[1] / ceiling[32]:.2f} of the compute")
+    print(f"model {args.model}, {args.instances} instance(s), bundle {bundle}; {args.requests} requests or {args.time_cap} s per row; "
           f"{os.cpu_count()} CPUs")
     off = run_config(bundle, "batching off", ["--no-batching", *threads], conc, args.requests,
                      args.time_cap)
@@ -211,6 +241,8 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"model": args.model, "num_threads": args.num_threads,
+                   "instances": args.instances,
+                   "ms_per_row": {"batch_1": ceiling[1], "batch_32": ceiling[32]},
                    "rows": off + on + delay, "cpus": os.cpu_count(),
                    "load_average": os.getloadavg()}, f, indent=2)
     print("wrote", args.out)

@@ -41,6 +41,8 @@ class ServerConfig:
         max_request_batch: int. Most rows in one request (larger: HTTP 400).
             Defaults to `64`.
         max_body_bytes: int. Largest request body (larger: HTTP 413). Defaults to 16 MiB.
+        instances: int. Model runs at once per signature (Triton's instance count).
+            Defaults to `1`.
     """
 
     max_batch: int = 64
@@ -48,9 +50,10 @@ class ServerConfig:
     batching: bool = True
     max_request_batch: int = 64
     max_body_bytes: int = 16 << 20
+    instances: int = 1
 
     def __post_init__(self):
-        for name in ("max_batch", "max_request_batch", "max_body_bytes"):
+        for name in ("max_batch", "max_request_batch", "max_body_bytes", "instances"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {name}={v!r}.")
@@ -76,7 +79,8 @@ def create_app(generator, config=None):
     metrics = Metrics()
     models = {f"{generator.name}_{s}": s for s in generator.signatures}
     models[generator.name] = generator.primary
-    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
+    executor = concurrent.futures.ThreadPoolExecutor(
+        config.instances * len(generator.signatures), thread_name_prefix="model")
     batchers = {}
     state = {"ready": False}
 
@@ -91,7 +95,8 @@ def create_app(generator, config=None):
             b = DynamicBatcher(run_fn(s), config.max_batch if config.batching else 1,
                                config.max_delay_ms / 1000.0, executor,
                                on_batch=lambda rows, s=s: metrics.batch(f"{generator.name}_{s}",
-                                                                        rows))
+                                                                        rows),
+                               instances=config.instances)
             b.start()
             batchers[s] = b
         state["ready"] = True

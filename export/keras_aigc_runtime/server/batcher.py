@@ -22,9 +22,11 @@ class DynamicBatcher:
     """Queues requests for one signature and runs them in merged batches.
 
     The first queued request opens a batch; requests arriving within `max_delay_s`
-    of it join while the merged batch stays within `max_batch` rows. Batches run
-    one at a time on `executor` (one model instance, as Triton's default), so the
-    event loop keeps accepting requests meanwhile. `max_batch <= 1` turns merging off.
+    of it join while the merged batch stays within `max_batch` rows. At most
+    `instances` batches run at once on `executor` (Triton's `instance_group` count;
+    1 by default); while they all run, new requests queue up and form the next
+    batch. The event loop keeps accepting requests meanwhile. `max_batch <= 1`
+    turns merging off.
 
     Args:
         fn: callable `{name: array} -> {name: array}` (already validated inputs).
@@ -32,9 +34,10 @@ class DynamicBatcher:
         max_delay_s: float. Longest wait for more requests after the first one.
         executor: `concurrent.futures.Executor` running `fn`.
         on_batch: callable `(rows)` called for each run (metrics).
+        instances: int. Concurrent runs (the executor needs as many workers).
     """
 
-    def __init__(self, fn, max_batch, max_delay_s, executor, on_batch=None):
+    def __init__(self, fn, max_batch, max_delay_s, executor, on_batch=None, instances=1):
         self.fn = fn
         self.max_batch = int(max_batch)
         self.max_delay_s = float(max_delay_s)
@@ -44,6 +47,8 @@ class DynamicBatcher:
         self._event = asyncio.Event()
         self._closing = False
         self._task = None
+        self._slots = asyncio.Semaphore(int(instances))
+        self._running = set()
 
     def start(self):
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -87,29 +92,38 @@ class DynamicBatcher:
                 pass
 
     async def _loop(self):
-        loop = asyncio.get_running_loop()
         while True:
             if not self._items:
                 if self._closing:
-                    return
+                    break
                 self._event.clear()
                 await self._event.wait()
                 continue
+            await self._slots.acquire()  # only this loop pops items: still non-empty
             batch = await self._collect()
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if self._running:
+            await asyncio.gather(*self._running)
+
+    async def _run(self, batch):
+        try:
             live = [b for b in batch if not b.future.done()]
             if not live:
-                continue
+                return
             names = list(live[0].inputs)
             merged = {k: live[0].inputs[k] if len(live) == 1 else
                       np.concatenate([b.inputs[k] for b in live]) for k in names}
             rows = sum(b.n for b in live)
             try:
-                out = await loop.run_in_executor(self.executor, self.fn, merged)
+                out = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn,
+                                                                       merged)
             except Exception as e:  # noqa: BLE001 - handed to every waiting request
                 for b in live:
                     if not b.future.done():
                         b.future.set_exception(e)
-                continue
+                return
             if self.on_batch is not None:
                 self.on_batch(rows)
             start = 0
@@ -118,3 +132,5 @@ class DynamicBatcher:
                 start += b.n
                 if not b.future.done():
                     b.future.set_result(part)
+        finally:
+            self._slots.release()

@@ -26,6 +26,9 @@ def build_parser():
                    help="most rows in one request (larger: HTTP 400)")
     p.add_argument("--max-body-bytes", type=int, default=16 << 20,
                    help="largest request body in bytes (larger: HTTP 413)")
+    p.add_argument("--instances", type=int, default=1,
+                   help="model runs in parallel (Triton's instance count); pair with "
+                        "--num-threads so that instances x threads fits the cores")
     p.add_argument("--num-threads", type=int, default=None,
                    help="ONNX Runtime intra-op / LiteRT threads")
     p.add_argument("--graceful-timeout", type=float, default=30.0,
@@ -47,7 +50,7 @@ def main(argv=None):
         config = ServerConfig(max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                               batching=not args.no_batching,
                               max_request_batch=args.max_request_batch,
-                              max_body_bytes=args.max_body_bytes)
+                              max_body_bytes=args.max_body_bytes, instances=args.instances)
         generator = load(args.bundle, backend=args.backend, variant=args.variant,
                          num_threads=args.num_threads)
     except (ValueError, FileNotFoundError, ImportError) as e:

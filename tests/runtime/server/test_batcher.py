@@ -70,3 +70,28 @@ def test_submit_after_close_is_refused():
         executor.shutdown()
 
     _run(main())
+
+
+def test_two_instances_run_batches_concurrently():
+    import threading
+
+    async def main():
+        executor = concurrent.futures.ThreadPoolExecutor(2)
+        both_running = threading.Barrier(2, timeout=10)
+
+        def fn(inputs):
+            both_running.wait()  # returns only if two runs overlap
+            return {"y": inputs["x"] + 1}
+
+        b = DynamicBatcher(fn, 1, 0.0, executor, instances=2)
+        b.start()
+        try:
+            outs = await asyncio.gather(b.submit({"x": np.zeros((1, 1))}),
+                                        b.submit({"x": np.ones((1, 1))}))
+        finally:
+            await b.close()
+            executor.shutdown()
+        return outs
+
+    outs = _run(main())
+    assert [o["y"].item() for o in outs] == [1.0, 2.0]
