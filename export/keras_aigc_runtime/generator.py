@@ -89,7 +89,9 @@ class Generator:
         self._runners = runners
         self.files = files
         self.signatures = [s for s in ("generate", "decode", "encode") if s in runners]
-        self.primary = next(s for s in ("generate", "decode") if s in runners)
+        # The image-producing signature; an encoder-only file (variant=path) has none.
+        self.primary = next((s for s in ("generate", "decode") if s in runners),
+                            self.signatures[0])
         self.name = manifest["name"]
         self.family = manifest["model"]["family"]
         self.num_classes = manifest["num_classes"]
@@ -221,6 +223,9 @@ class Generator:
             labels: int, sequence of `n` ints or `None` (conditional GANs: random labels).
         """
         n = _check_n(n)
+        if self.primary not in ("generate", "decode"):
+            raise InputError(f"generate() needs a 'generate' or 'decode' signature; the files "
+                             f"loaded ({self.files}) have {self.signatures}.")
         rng = np.random.default_rng(seed)
         z = postprocess.sample_latents(self.manifest["latent"], n, rng)
         inputs = {self._role_name(self.primary, "latent"): z}
@@ -344,10 +349,10 @@ def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=No
     for name, parts in plan.items():
         loaded = []
         for entry, file_sig in parts:
-            if entry["path"] not in files:
-                path = check_file(bundle_dir, entry)
-                files.append(entry["path"])
             path = os.path.join(bundle_dir, *entry["path"].split("/"))
+            if entry["path"] not in files:
+                check_file(bundle_dir, entry)
+                files.append(entry["path"])
             if backend == "onnx":
                 if path not in cache:
                     from keras_aigc_runtime.onnx_backend import OnnxRunner

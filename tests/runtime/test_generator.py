@@ -168,3 +168,14 @@ def test_vae_decode_and_encode_match_keras(vae_bundle, backend):
     assert g.generate(2, seed=0).shape == (2, 8, 8, 1)  # generate = decode of prior draws
     with pytest.raises(ValueError, match=r"'image' must have shape \[-1, 8, 8, 1\]"):
         g.encode(np.zeros((2, 8, 8, 3), np.float32))
+
+
+def test_variant_can_name_one_file(vae_bundle):
+    model, bundle = vae_bundle
+    g = keras_aigc_runtime.load(bundle, variant="encode.onnx")
+    assert g.files == ["encode.onnx"] and g.signatures == ["encode"]
+    x = np.random.default_rng().uniform(0, 1, (2, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(g.encode(x)["loc"], np.asarray(model.encoder(x)[0]), rtol=0,
+                               atol=_tolerance(bundle, "encode.onnx")["max_abs_error"])
+    with pytest.raises(ValueError, match=r"generate\(\) needs a 'generate' or 'decode'"):
+        g.generate(1)
