@@ -1,0 +1,372 @@
+"""`load(bundle_dir)`: a `Generator` that runs an export bundle with ONNX Runtime or LiteRT."""
+
+import logging
+import os
+
+import numpy as np
+
+from keras_aigc_runtime import postprocess
+from keras_aigc_runtime.manifest import check_file, load_manifest
+
+logger = logging.getLogger("keras_aigc_runtime")
+
+BACKENDS = {"onnx": "onnx", "tflite": "tflite"}  # backend -> files[].format
+QUANTIZATIONS = ("none", "float16", "dynamic_int8", "int8")
+_FLOAT_ROLES = ("latent", "image", "loc", "scale")
+
+
+class InputError(ValueError):
+    """A caller's input does not fit the signature (the server answers it with HTTP 400)."""
+
+
+class _SignatureRunner:
+    """One logical signature over one dynamic-batch file or several fixed-batch files.
+
+    A request whose batch no fixed-batch file accepts is split greedily into the
+    largest sizes that fit, and the last chunk is padded (with copies of its first
+    row) up to the smallest size that holds it; padding rows are dropped again.
+    """
+
+    def __init__(self, name, spec, parts):
+        self.name = name
+        self.spec = spec  # manifest["signatures"][name]
+        self.parts = parts  # [(batch_size, file entry signature, runner)]
+        self.dynamic = next((p for p in parts if p[0] == -1), None)
+        self.fixed = sorted((p for p in parts if p[0] != -1), key=lambda p: -p[0])
+        self.batch_sizes = [-1] if self.dynamic else [p[0] for p in reversed(self.fixed)]
+
+    def _run_file(self, part, inputs):
+        _, file_sig, runner = part
+        # Feed by the file's own names, matched to the logical inputs by position.
+        feed = {ft["name"]: inputs[lt["name"]]
+                for ft, lt in zip(file_sig["inputs"], self.spec["inputs"], strict=True)}
+        res = runner(feed)
+        return {lt["name"]: res[ft["name"]]
+                for ft, lt in zip(file_sig["outputs"], self.spec["outputs"], strict=True)}
+
+    def __call__(self, inputs):
+        n = len(next(iter(inputs.values())))
+        if self.dynamic:
+            return self._run_file(self.dynamic, inputs)
+        chunks, start = [], 0
+        while start < n:
+            left = n - start
+            part = next((p for p in self.fixed if p[0] <= left), None)
+            if part is None:  # the tail is smaller than every size: pad the smallest fitting
+                part = next(p for p in reversed(self.fixed) if p[0] >= left)
+            size = part[0]
+            take = min(size, left)
+            chunk = {}
+            for k, v in inputs.items():
+                piece = v[start:start + take]
+                if take < size:
+                    piece = np.concatenate([piece, np.repeat(piece[:1], size - take, axis=0)])
+                chunk[k] = piece
+            out = self._run_file(part, chunk)
+            chunks.append({k: v[:take] for k, v in out.items()})
+            start += take
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+class Generator:
+    """A loaded export bundle. Create it with `keras_aigc_runtime.load`.
+
+    Attributes:
+        manifest: dict. The validated `manifest.json`.
+        backend: str. `"onnx"` or `"tflite"`.
+        variant: str. Quantization of the files in use.
+        signatures: list of str. Signatures this backend can run (`generate`, or
+            `decode` and `encode`).
+        primary: str. The image-producing signature (`generate` or `decode`).
+        files: list of str. Bundle files in use.
+    """
+
+    def __init__(self, bundle_dir, manifest, backend, variant, runners, files):
+        self.bundle_dir = bundle_dir
+        self.manifest = manifest
+        self.backend = backend
+        self.variant = variant
+        self._runners = runners
+        self.files = files
+        self.signatures = [s for s in ("generate", "decode", "encode") if s in runners]
+        # The image-producing signature; an encoder-only file (variant=path) has none.
+        self.primary = next((s for s in ("generate", "decode") if s in runners),
+                            self.signatures[0])
+        self.name = manifest["name"]
+        self.family = manifest["model"]["family"]
+        self.num_classes = manifest["num_classes"]
+        self.image_shape = tuple(manifest["output"]["image_shape"])
+
+    def __repr__(self):
+        return (f"Generator(name={self.name!r}, family={self.family!r}, backend={self.backend!r}, "
+                f"variant={self.variant!r}, signatures={self.signatures})")
+
+    def signature_spec(self, signature=None):
+        """`{inputs, outputs}` of a logical signature (`-1` = batch dimension)."""
+        return self._runners[self._signature(signature)].spec
+
+    def batch_sizes(self, signature=None):
+        """`[-1]` for a dynamic batch, else the fixed batch sizes of the files in use."""
+        return list(self._runners[self._signature(signature)].batch_sizes)
+
+    def _signature(self, signature):
+        signature = self.primary if signature is None else signature
+        if signature not in self._runners:
+            raise InputError(f"Unknown signature={signature!r}. This bundle with "
+                             f"backend={self.backend!r} has signatures {self.signatures}.")
+        return signature
+
+    def check_inputs(self, inputs, signature=None, max_batch=None):
+        """Validates and normalises raw inputs; returns `{name: contiguous array}`.
+
+        Raises:
+            InputError (a ValueError): unknown or missing names, a wrong dtype kind or
+                shape, different batch sizes, a batch over `max_batch`, NaN/Inf in
+                float inputs, labels outside `[0, num_classes)`.
+        """
+        signature = self._signature(signature)
+        spec = self._runners[signature].spec
+        if not isinstance(inputs, dict):
+            raise InputError(f"inputs must be a dict {{name: array}}, got "
+                             f"{type(inputs).__name__}.")
+        expected = [t["name"] for t in spec["inputs"]]
+        unknown = [k for k in inputs if k not in expected]
+        missing = [k for k in expected if k not in inputs]
+        if unknown or missing:
+            raise InputError(f"Signature {signature!r} takes inputs {expected}; got "
+                             f"{sorted(inputs)} (unknown: {unknown}, missing: {missing}).")
+        out, batch = {}, None
+        for t in spec["inputs"]:
+            name, want = t["name"], t["shape"]
+            x = np.asarray(inputs[name])
+            kind = np.dtype(t["dtype"]).kind
+            if kind == "f" and x.dtype.kind not in "f":
+                raise InputError(f"Input {name!r} must hold floats ({t['dtype']}), got dtype "
+                                 f"{x.dtype}.")
+            if kind in "iu" and x.dtype.kind not in "iu":
+                raise InputError(f"Input {name!r} must hold integers ({t['dtype']}), got dtype "
+                                 f"{x.dtype}.")
+            if x.ndim != len(want) or any(w not in (-1, s)
+                                          for w, s in zip(want, x.shape, strict=True)):
+                raise InputError(f"Input {name!r} must have shape {want} (-1: batch), got "
+                                 f"{list(x.shape)}.")
+            if x.shape[0] < 1:
+                raise InputError(f"Input {name!r} has an empty batch; send at least one row.")
+            if batch is not None and x.shape[0] != batch:
+                raise InputError(f"All inputs must have the same batch size; {name!r} has "
+                                 f"{x.shape[0]}, another input has {batch}.")
+            batch = x.shape[0]
+            if max_batch is not None and batch > max_batch:
+                raise InputError(f"Batch size {batch} of input {name!r} is over the limit of "
+                                 f"{max_batch} per request.")
+            if kind == "f":
+                x = x.astype(t["dtype"], copy=False)
+                if not np.isfinite(x).all():
+                    raise InputError(f"Input {name!r} holds NaN or Inf values; all values must "
+                                     f"be finite.")
+            elif t.get("role") == "label":
+                if x.size and (x.min() < 0 or x.max() >= (self.num_classes or 0)):
+                    raise InputError(f"Input {name!r} holds labels in [{x.min()}, {x.max()}]; "
+                                     f"allowed labels are 0 ... {(self.num_classes or 0) - 1}.")
+                x = x.astype(t["dtype"])
+            else:
+                x = x.astype(t["dtype"])
+            out[name] = np.ascontiguousarray(x)
+        return out
+
+    def run_checked(self, inputs, signature=None):
+        """`run` without the input checks, for inputs from `check_inputs` (the server)."""
+        return self._runners[self._signature(signature)](inputs)
+
+    def run(self, inputs, signature=None):
+        """Runs a signature on raw inputs.
+
+        Args:
+            inputs: dict `{input name: array}` with the manifest's names (e.g. `z`, and
+                `labels` for a conditional GAN), batch first.
+            signature: str or `None`. `generate`, `decode` or `encode`; defaults to the
+                image-producing one.
+
+        Returns:
+            dict `{output name: float32 array}` (int8 outputs dequantized).
+        """
+        signature = self._signature(signature)
+        return self.run_checked(self.check_inputs(inputs, signature), signature)
+
+    def sample_latents(self, n, seed=None):
+        """`(n, latent_dim)` float32 draws from the manifest's prior."""
+        n = _check_n(n)
+        return postprocess.sample_latents(self.manifest["latent"], n,
+                                          np.random.default_rng(seed))
+
+    def _labels(self, n, labels, rng):
+        if self.family != "conditional_gan":
+            if labels is not None:
+                raise InputError(f"labels are only for conditional models; this bundle's "
+                                 f"family is {self.family!r}. Pass labels=None.")
+            return None
+        if labels is None:
+            return rng.integers(0, self.num_classes, size=n).astype(np.int32)
+        labels = np.asarray(labels)
+        if labels.ndim == 0:
+            labels = np.full(n, labels)
+        if labels.shape != (n,) or labels.dtype.kind not in "iu":
+            raise InputError(f"labels must be one int or {n} ints, got {labels.tolist()!r}.")
+        return labels
+
+    def generate(self, n, seed=None, labels=None):
+        """Samples `n` images as uint8 `(n, H, W, C)` pixels.
+
+        Args:
+            n: int. Number of images.
+            seed: int or `None`. Seed of the numpy latent draw (same seed, same z).
+            labels: int, sequence of `n` ints or `None` (conditional GANs: random labels).
+        """
+        n = _check_n(n)
+        if self.primary not in ("generate", "decode"):
+            raise InputError(f"generate() needs a 'generate' or 'decode' signature; the files "
+                             f"loaded ({self.files}) have {self.signatures}.")
+        rng = np.random.default_rng(seed)
+        z = postprocess.sample_latents(self.manifest["latent"], n, rng)
+        inputs = {self._role_name(self.primary, "latent"): z}
+        labels = self._labels(n, labels, rng)
+        if labels is not None:
+            inputs[self._role_name(self.primary, "label")] = labels
+        return self.to_uint8(self.run(inputs, self.primary)[self._image_output(self.primary)])
+
+    def decode(self, z):
+        """VAE: latents `(n, dim)` -> uint8 mean images `(n, H, W, C)`."""
+        if "decode" not in self._runners:
+            raise InputError(f"decode() needs a VAE bundle with a 'decode' signature; this one "
+                             f"has {self.signatures}.")
+        out = self.run({self._role_name("decode", "latent"): z}, "decode")
+        return self.to_uint8(out[self._image_output("decode")])
+
+    def encode(self, x):
+        """VAE: images -> `{"loc": ..., "scale": ...}` of the posterior.
+
+        `x` is uint8 pixels (mapped back to `output.value_range`) or floats already in
+        that range, shape `(n, H, W, C)`.
+        """
+        if "encode" not in self._runners:
+            raise InputError(f"encode() needs a VAE bundle with an 'encode' signature; this one "
+                             f"has {self.signatures}.")
+        x = np.asarray(x)
+        if x.dtype == np.uint8:
+            low, high = self.manifest["output"]["value_range"]
+            x = x.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+        return self.run({self._role_name("encode", "image"): x}, "encode")
+
+    def to_uint8(self, images):
+        """The manifest's post-processing: float images -> uint8 pixels."""
+        return postprocess.to_uint8(images, self.manifest["output"]["to_uint8"])
+
+    def _role_name(self, signature, role):
+        return next(t["name"] for t in self._runners[signature].spec["inputs"]
+                    if t.get("role") == role)
+
+    def _image_output(self, signature):
+        outs = self._runners[signature].spec["outputs"]
+        return next((t["name"] for t in outs if t.get("role") == "image"), outs[0]["name"])
+
+
+def _check_n(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"n must be a positive int, got n={n!r}.")
+    return int(n)
+
+
+def _select(manifest, backend, variant):
+    """`{signature: [(file entry, file signature)]}` for a backend and variant."""
+    fmt = BACKENDS[backend]
+    files = [f for f in manifest["files"] if f["format"] == fmt]
+    by_path = {f["path"]: f for f in files}
+    if variant in by_path:
+        chosen = [by_path[variant]]
+    else:
+        quant = "none" if variant is None else variant
+        if quant not in QUANTIZATIONS:
+            raise ValueError(f"Unrecognized variant={variant!r}. Supported variants are a "
+                             f"quantization {list(QUANTIZATIONS)} or a {fmt} file of the bundle "
+                             f"{sorted(by_path)}.")
+        chosen = [f for f in files if f["quantization"] == quant]
+    if not chosen:
+        available = sorted({f["quantization"] for f in files})
+        raise ValueError(f"The bundle has no {fmt} file for backend={backend!r}, "
+                         f"variant={variant!r}; its {fmt} variants are {available or 'none'} "
+                         f"(formats in the bundle: "
+                         f"{sorted({f['format'] for f in manifest['files']})}).")
+    plan = {}
+    for entry in chosen:
+        for sig in entry["signatures"]:
+            plan.setdefault(sig["name"], []).append((entry, sig))
+    for name, parts in plan.items():
+        if any(s["batch_size"] == -1 for _, s in parts):  # one dynamic file is enough
+            plan[name] = [next(p for p in parts if p[1]["batch_size"] == -1)]
+    return plan
+
+
+def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=None,
+         providers=None, inter_op_num_threads=None):
+    """Loads an export bundle for TensorFlow-free inference.
+
+    Args:
+        bundle_dir: str. Directory written by `keras_aigc.export.export_bundle`.
+        backend: str. `"onnx"` (ONNX Runtime) or `"tflite"` (LiteRT). Defaults to `"onnx"`.
+        variant: str or `None`. Quantization of the files to use (`"none"`, `"float16"`,
+            `"dynamic_int8"`, `"int8"`) or one file's `path` from the manifest.
+            Defaults to fp32 (`"none"`).
+        verify: str. `"used"` checks the sha256 of the files this backend loads,
+            `"all"` of every file in the manifest (a trimmed serving copy of a bundle
+            may lack the SavedModel). Defaults to `"used"`.
+        num_threads: int or `None`. ONNX Runtime intra-op threads / LiteRT threads.
+        providers: list or `None`. ONNX Runtime providers; defaults to CUDA (with
+            `cudnn_conv_algo_search=HEURISTIC`) when available, else CPU.
+        inter_op_num_threads: int or `None`. ONNX Runtime inter-op threads.
+
+    Returns:
+        A `Generator`.
+
+    Example:
+
+    ```python
+    g = keras_aigc_runtime.load("bundle/", backend="tflite", variant="int8")
+    pixels = g.generate(16, seed=0)
+    ```
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unrecognized backend={backend!r}. Supported backends are: "
+                         f"{list(BACKENDS)}.")
+    if verify not in ("used", "all"):
+        raise ValueError(f"Unrecognized verify={verify!r}. Supported values are: "
+                         f"['used', 'all'].")
+    bundle_dir = os.fspath(bundle_dir)
+    if not os.path.isdir(bundle_dir):
+        raise FileNotFoundError(f"bundle_dir={bundle_dir!r} is not a directory.")
+    manifest = load_manifest(bundle_dir, check_files=verify == "all")
+    plan = _select(manifest, backend, variant)
+    runners, files, cache = {}, [], {}
+    for name, parts in plan.items():
+        loaded = []
+        for entry, file_sig in parts:
+            path = os.path.join(bundle_dir, *entry["path"].split("/"))
+            if entry["path"] not in files:
+                check_file(bundle_dir, entry)
+                files.append(entry["path"])
+            if backend == "onnx":
+                if path not in cache:
+                    from keras_aigc_runtime.onnx_backend import OnnxRunner
+
+                    cache[path] = OnnxRunner(path, providers=providers,
+                                             intra_op_num_threads=num_threads,
+                                             inter_op_num_threads=inter_op_num_threads)
+                runner = cache[path]
+            else:
+                from keras_aigc_runtime.litert_backend import LiteRTRunner
+
+                runner = LiteRTRunner(path, file_sig["key"], num_threads=num_threads)
+            loaded.append((file_sig["batch_size"], file_sig, runner))
+        runners[name] = _SignatureRunner(name, manifest["signatures"][name], loaded)
+    quant = plan and next(iter(plan.values()))[0][0]["quantization"]
+    logger.info("Loaded bundle %s (%s) with %s: %s", bundle_dir, manifest["name"], backend, files)
+    return Generator(bundle_dir, manifest, backend, quant, runners, files)

@@ -1,0 +1,22 @@
+"""Latent sampling and pixel post-processing exactly as the manifest specifies them."""
+
+import numpy as np
+
+
+def sample_latents(latent, n, rng):
+    """`z = loc + scale * N(0, 1)` of shape `(n, dim)`, float32 (the manifest's `latent`)."""
+    if latent["distribution"] != "normal":
+        raise ValueError(f"latent distribution={latent['distribution']!r} is not supported; "
+                         f"this runtime samples 'normal'.")
+    eps = rng.standard_normal((n, int(latent["dim"])))
+    z = float(latent.get("loc", 0.0)) + float(latent.get("scale", 1.0)) * eps
+    return z.astype(latent.get("dtype", "float32"))
+
+
+def to_uint8(x, to_uint8_spec):
+    """`clip(round((x - low) * (255 / (high - low))), 0, 255)` with round-half-to-even."""
+    if to_uint8_spec.get("rounding", "half_to_even") != "half_to_even":
+        raise ValueError(f"to_uint8 rounding={to_uint8_spec['rounding']!r} is not supported.")
+    low, high = float(to_uint8_spec["low"]), float(to_uint8_spec["high"])
+    x = np.asarray(x, np.float32)
+    return np.clip(np.round((x - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
