@@ -7,11 +7,11 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test install lint clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml export/setup.cfg
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "keras-aigc needs Python >= 3.10; set PYTHON=python3.X")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev]" -e ./export
 	@touch $@
 
 install: $(VENV)/.installed

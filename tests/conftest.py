@@ -27,6 +27,8 @@ def mnist_path():
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def two_replicas():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    from tests.harness import two_replica_strategy
+
+    return two_replica_strategy()

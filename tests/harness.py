@@ -1,8 +1,20 @@
 """Checks every keras_aigc model needs, shared by the model test modules."""
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+
+@functools.lru_cache(maxsize=None)
+def two_replica_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole test session.
+
+    Two MirroredStrategy objects in one process draw colliding collective keys, and the
+    second one's all-reduce aborts ("Shape mismatch in the collective instance").
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 def assert_config_round_trip(model):
@@ -47,7 +59,7 @@ def assert_replicas_agree(make_model, dataset, steps=2, atol=1e-5):
     weights = make_model().get_weights()
     one_logs, one_w = fit_steps(make_model, tf.distribute.get_strategy(), weights, dataset,
                                 steps)
-    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two = two_replica_strategy()
     two_logs, two_w = fit_steps(make_model, two, weights, dataset, steps)
     assert one_logs.keys() == two_logs.keys()
     for key in one_logs:

@@ -201,32 +201,43 @@ def _gan_spec(model, latent_dim, common, keras):
 
 
 def _vae_spec(model, latent_dim, common):
-    decoder, encoder = model.decoder, model.encoder
+    prior = model.latent_prior() if hasattr(model, "latent_prior") else {"type": "normal"}
+    if prior.get("type", "normal") != "normal":
+        raise ValueError(
+            f"model={type(model).__name__} has a {prior['type']!r} prior; manifest schema v1 "
+            "describes only a standard-normal latent prior. Export a VAE with prior='normal'.")
+    if hasattr(model, "decoder_mean_model") and hasattr(model, "encoder_model"):
+        # keras_aigc VAEs: functional models that map decoder parameters to the mean
+        # image, and add the int32 label input for conditional VAEs.
+        decoder, encoder = model.decoder_mean_model(), model.encoder_model()
+    else:
+        decoder, encoder = model.decoder, model.encoder
     image_shape = tuple(int(d) for d in decoder.output_shape[1:])
-
-    def decode(z_):
-        # A model may map decoder outputs (e.g. logits) to the mean image itself.
-        mean = (model.decode_mean(z_) if hasattr(model, "decode_mean")
-                else decoder(z_, training=False))
-        return {"image": mean}
-
-    def encode(x):
-        if hasattr(model, "posterior_params"):
-            loc, scale = model.posterior_params(x)
-        else:
-            loc, scale = encoder(x, training=False)
-        return {"loc": loc, "scale": scale}
-
+    num_classes = getattr(model, "num_classes", None)
+    conditional = len(decoder.inputs) > 1
     z = TensorInfo("z", LATENT, "float32", (None, latent_dim))
     image = TensorInfo("image", IMAGE, "float32", (None,) + image_shape)
+    label = TensorInfo("labels", LABEL, "int32", (None,))
+    scale_shape = tuple(int(d) if d is not None else None
+                        for d in encoder.outputs[1].shape)
+    scale_shape = (None,) + scale_shape[1:]
+
+    def decode(z_, *labels):
+        return {"image": decoder([z_, *labels] if labels else z_, training=False)}
+
+    def encode(x, *labels):
+        loc, scale = encoder([x, *labels] if labels else x, training=False)
+        return {"loc": loc, "scale": scale}
+
     sigs = [
-        Signature("decode", decode, [z], [image]),
-        Signature("encode", encode, [image], [TensorInfo("loc", LOC, "float32", (None, latent_dim)),
-                                              TensorInfo("scale", SCALE, "float32",
-                                                         (None, latent_dim))]),
+        Signature("decode", decode, [z, label] if conditional else [z], [image]),
+        Signature("encode", encode, [image, label] if conditional else [image],
+                  [TensorInfo("loc", LOC, "float32", (None, latent_dim)),
+                   TensorInfo("scale", SCALE, "float32", scale_shape)]),
     ]
     return ExportSpec(family="vae", signatures=sigs, tracked=[decoder, encoder],
-                      latent_dim=latent_dim, num_classes=getattr(model, "num_classes", None),
+                      latent_dim=latent_dim,
+                      num_classes=int(num_classes) if conditional and num_classes else None,
                       image_shape=image_shape, ema_weights=False, **common)
 
 

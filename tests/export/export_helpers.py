@@ -1,16 +1,15 @@
 """Tiny exportable models for the export tests.
 
-DCGAN is the real class. The conditional GAN and the VAE are stand-ins written here,
-because `ConditionalGAN` and `VAE` are developed on other branches: they follow the
-duck-typed protocol of `keras_aigc.export.export_utils` (a GAN with `num_classes` whose
-generator takes `[z, labels]`; a model with `encoder` -> (loc, scale) and `decoder` -> mean).
+DCGAN, VAE and ConditionalVAE are the real classes; the conditional GAN is a stand-in
+following the duck-typed protocol of `keras_aigc.export.export_utils` (a GAN with
+`num_classes` whose generator takes `[z, labels]`).
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_aigc.models import DCGAN, GAN
+from keras_aigc.models import DCGAN, GAN, VAE, ConditionalVAE
 
 LATENT_DIM = 8
 NUM_CLASSES = 3
@@ -60,42 +59,24 @@ class TinyConditionalGAN(GAN):
         return [z, labels]
 
 
-@keras.saving.register_keras_serializable(package="keras_aigc")
-class TinyVAE(keras.Model):
-    """Stand-in for VAE: `encoder(x) -> (loc, scale)`, `decoder(z) -> mean image`."""
-
-    def __init__(self, latent_dim=LATENT_DIM, **kwargs):
-        super().__init__(**kwargs)
-        self.latent_dim = latent_dim
-        self.value_range = (0.0, 1.0)
-        x_in = keras.Input((8, 8, 1))
-        h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x_in)
-        h = keras.layers.Flatten()(h)
-        loc = keras.layers.Dense(latent_dim, name="loc")(h)
-        scale = keras.layers.Dense(latent_dim, activation="softplus", name="scale")(h)
-        self.encoder = keras.Model(x_in, [loc, scale], name="encoder")
-        z = keras.Input((latent_dim,))
-        d = keras.layers.Dense(4 * 4 * 4, activation="relu")(z)
-        d = keras.layers.Reshape((4, 4, 4))(d)
-        d = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same")(d)
-        d = keras.layers.Activation("sigmoid")(d)
-        self.decoder = keras.Model(z, d, name="decoder")
-
-    def call(self, x):
-        return self.decoder(self.encoder(x)[0])
-
-
 def tiny_cgan():
     return TinyConditionalGAN(name="tiny_cgan")
 
 
 def tiny_vae():
-    model = TinyVAE(name="tiny_vae")
-    model(np.zeros((1, 8, 8, 1), np.float32))
-    return model
+    """The real VAE, small: 8x8 images, one hidden layer, a diagonal posterior."""
+    return VAE(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, hidden_units=(16,),
+               name="tiny_vae")
 
 
-FACTORIES = {"dcgan": tiny_dcgan, "cgan": tiny_cgan, "vae": tiny_vae}
+def tiny_cvae():
+    """The real ConditionalVAE with a full-covariance posterior (scale is (B, d, d))."""
+    return ConditionalVAE(image_shape=(8, 8, 1), num_classes=NUM_CLASSES,
+                          latent_dim=LATENT_DIM, hidden_units=(16,), posterior="full",
+                          name="tiny_cvae")
+
+
+FACTORIES = {"dcgan": tiny_dcgan, "cgan": tiny_cgan, "vae": tiny_vae, "cvae": tiny_cvae}
 
 
 def fresh_inputs(model, signature, n):

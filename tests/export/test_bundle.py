@@ -22,7 +22,7 @@ from keras_aigc.export import export_bundle, load_manifest, validate_manifest
 from keras_aigc.export.bundle import SCHEMA_PATH
 from keras_aigc.models import GAN
 
-FAMILIES = ["dcgan", "cgan", "vae"]
+FAMILIES = ["dcgan", "cgan", "vae", "cvae"]
 
 
 def _psnr(ref, got, peak):
@@ -72,7 +72,8 @@ def test_every_file_matches_keras_on_fresh_inputs(exported, family):
     signatures = list(manifest["signatures"])
     expected = {(f, q, s) for s in signatures for f, q in
                 [("saved_model", "none"), ("onnx", "none"), ("tflite", "none"),
-                 ("tflite", "float16"), ("tflite", "dynamic_int8"), ("tflite", "int8")]}
+                 ("tflite", "float16"), ("tflite", "dynamic_int8"), ("tflite", "int8")]
+                if not (family == "cvae" and q == "int8")}  # see conftest.exported
     assert checked == expected
 
 
@@ -97,16 +98,22 @@ def test_manifest_validates_and_records_parity(exported, family):
             for t in entry["signatures"][0]["inputs"] + entry["signatures"][0]["outputs"]:
                 if t["role"] != "label":
                     assert t["dtype"] == "int8" and t["quantization"]["scale"] > 0
-    expected_family = {"dcgan": "gan", "cgan": "conditional_gan", "vae": "vae"}[family]
+    expected_family = {"dcgan": "gan", "cgan": "conditional_gan", "vae": "vae",
+                       "cvae": "vae"}[family]
     assert on_disk["model"]["family"] == expected_family
     assert on_disk["latent"]["dim"] == LATENT_DIM
-    assert on_disk["num_classes"] == (NUM_CLASSES if family == "cgan" else None)
+    assert on_disk["num_classes"] == (NUM_CLASSES if family in ("cgan", "cvae") else None)
     for sig in on_disk["signatures"].values():
         for t in sig["inputs"] + sig["outputs"]:
             assert t["shape"][0] == -1
     assert on_disk["tools"]["onnx_opset"] >= 17
-    assert set(on_disk["signatures"]) == ({"decode", "encode"} if family == "vae"
+    assert set(on_disk["signatures"]) == ({"decode", "encode"} if family in ("vae", "cvae")
                                           else {"generate"})
+    if family == "cvae":
+        encode = on_disk["signatures"]["encode"]
+        assert [t["role"] for t in encode["inputs"]] == ["image", "label"]
+        # Full-covariance posterior: the scale output is the (d, d) Cholesky factor.
+        assert encode["outputs"][1]["shape"] == [-1, LATENT_DIM, LATENT_DIM]
     if family == "cgan":
         labels = on_disk["signatures"]["generate"]["inputs"][1]
         assert labels == {"name": "labels", "role": "label", "dtype": "int32", "shape": [-1]}

@@ -55,45 +55,13 @@ class ToyConditionalGAN(keras.Model):
                 "num_classes": self.num_classes}
 
 
-@keras.saving.register_keras_serializable(package="keras_aigc")
-class ToyVAE(keras.Model):
-    """A tiny VAE (encoder -> (loc, scale), decoder z -> mean image in [0, 1]) for the
-    decode/encode signatures.
-
-    Args:
-        latent_dim: int. Size of z. Defaults to `3`.
-    """
-
-    def __init__(self, latent_dim=3, **kwargs):
-        super().__init__(**kwargs)
-        self.latent_dim = latent_dim
-        self.value_range = (0.0, 1.0)
-        x_in = keras.Input((8, 8, 1))
-        h = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, strides=2, padding="same")(x_in))
-        loc = keras.layers.Dense(latent_dim)(h)
-        scale = keras.layers.Dense(latent_dim, activation="softplus")(h)
-        self.encoder = keras.Model(x_in, [loc, scale], name="encoder")
-        z_in = keras.Input((latent_dim,))
-        y = keras.layers.Reshape((4, 4, 2))(keras.layers.Dense(32)(z_in))
-        y = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same",
-                                         activation="sigmoid")(y)
-        self.decoder = keras.Model(z_in, y, name="decoder")
-
-    def call(self, x):
-        loc, _ = self.encoder(x)
-        return self.decoder(loc)
-
-    def get_config(self):
-        return {**super().get_config(), "latent_dim": self.latent_dim}
-
-
 @pytest.fixture(scope="session")
 def vae_bundle(tmp_path_factory):
-    """(Keras toy VAE, bundle dir with ONNX decode.onnx/encode.onnx and fp32 TFLite)."""
+    """(a small real VAE, bundle dir with ONNX decode.onnx/encode.onnx and fp32 TFLite)."""
     from keras_aigc.export import export_bundle
+    from keras_aigc.models import VAE
 
-    model = ToyVAE(name="toy_vae")
-    model(np.zeros((1, 8, 8, 1), np.float32))
+    model = VAE(image_shape=(8, 8, 1), latent_dim=3, hidden_units=(8,), name="toy_vae")
     out = str(tmp_path_factory.mktemp("bundles") / "vae")
     export_bundle(model, out, formats=("tflite", "onnx"), seed=3)
     return model, out

@@ -150,7 +150,7 @@ def test_vae_decode_and_encode_match_keras(vae_bundle, backend):
     assert g.signatures == ["decode", "encode"] and g.primary == "decode"
     rng = np.random.default_rng()
     z = rng.standard_normal((5, 3)).astype(np.float32)
-    mean = np.asarray(model.decoder(z, training=False))
+    mean = np.asarray(model.decoder_mean_model()(z, training=False))
     atol = _tolerance(bundle, "model.onnx" if backend == "onnx" else "model.tflite")[
         "max_abs_error"]
     np.testing.assert_allclose(g.run({"z": z}, "decode")["image"], mean, rtol=0, atol=atol)
@@ -158,12 +158,13 @@ def test_vae_decode_and_encode_match_keras(vae_bundle, backend):
     # value within atol of a rounding boundary may round either way.
     np.testing.assert_allclose(g.decode(z), np.round(mean * 255), atol=1)
     x = rng.uniform(0, 1, (4, 8, 8, 1)).astype(np.float32)
-    loc, scale = (np.asarray(t) for t in model.encoder(x, training=False))
+    loc, scale = (np.asarray(t) for t in model.encoder_model()(x, training=False))
     out = g.encode(x)
     np.testing.assert_allclose(out["loc"], loc, rtol=0, atol=atol)
     np.testing.assert_allclose(out["scale"], scale, rtol=0, atol=atol)
     pixels = (x * 255).round().astype(np.uint8)  # uint8 input maps back to [0, 1]
-    loc_u8 = np.asarray(model.encoder(pixels.astype(np.float32) / 255, training=False)[0])
+    loc_u8 = np.asarray(
+        model.encoder_model()(pixels.astype(np.float32) / 255, training=False)[0])
     np.testing.assert_allclose(g.encode(pixels)["loc"], loc_u8, rtol=0, atol=atol)
     assert g.generate(2, seed=0).shape == (2, 8, 8, 1)  # generate = decode of prior draws
     with pytest.raises(ValueError, match=r"'image' must have shape \[-1, 8, 8, 1\]"):

@@ -45,8 +45,31 @@ class PosteriorParams(keras.layers.Layer):
     def call(self, raw):
         raw = tf.cast(raw, tf.float32)
         loc = raw[..., :self.latent_dim]
-        scale = self.bijector.forward(raw[..., self.latent_dim:])
+        if self.posterior == "diagonal":
+            # Equal to the bijector's forward (softplus + shift), written with tf.nn.softplus
+            # because TFP's Softplus bijector lowers to Log1p, which tf2onnx cannot convert.
+            scale = tf.nn.softplus(raw[..., self.latent_dim:]) + dists.MIN_POSTERIOR_SCALE
+        else:
+            scale = self._fill_scale_tril(raw[..., self.latent_dim:])
         return loc, scale
+
+    def _fill_scale_tril(self, raw_scale):
+        """`tfb.FillScaleTriL(Softplus, shift)` forward, with Gather instead of the
+        MatrixDiagPart / fill_triangular ops that TFLite (builtin ops) cannot convert."""
+        import numpy as np
+        import tensorflow_probability as tfp
+
+        d = self.latent_dim
+        n = d * (d + 1) // 2
+        # Where fill_triangular puts each raw entry (1-based; 0 marks the zero upper part),
+        # computed eagerly even while call() is being traced.
+        with tf.init_scope():
+            index = tfp.math.fill_triangular(np.arange(1, n + 1, dtype=np.int32)).numpy()
+        padded = tf.concat([tf.zeros_like(raw_scale[..., :1]), raw_scale], axis=-1)
+        flat = tf.gather(padded, index.reshape(-1), axis=-1)
+        tril = tf.reshape(flat, tf.concat([tf.shape(raw_scale)[:-1], [d, d]], axis=0))
+        eye = tf.eye(d, dtype=tril.dtype)
+        return tril * (1.0 - eye) + eye * (tf.nn.softplus(tril) + dists.MIN_POSTERIOR_SCALE)
 
     def raw_scale(self, scale):
         """Inverse of the scale transform: the unconstrained outputs giving `scale`."""

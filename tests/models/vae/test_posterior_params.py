@@ -39,3 +39,33 @@ def test_serializes():
 def test_bad_posterior():
     with pytest.raises(ValueError, match="posterior='flow'"):
         PosteriorParams(latent_dim=2, posterior="flow")
+
+
+def test_diagonal_scale_equals_the_bijector_forward():
+    """call() writes softplus + shift directly (ONNX-convertible); it must equal the bijector."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_aigc.models.vae.posterior_params import PosteriorParams
+
+    layer = PosteriorParams(latent_dim=3)
+    raw = tf.constant(np.random.default_rng(0).normal(0, 3, (5, 6)), tf.float32)
+    _, scale = layer(raw)
+    np.testing.assert_allclose(scale.numpy(), layer.bijector.forward(raw[:, 3:]).numpy(),
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(layer.raw_scale(scale).numpy(), raw[:, 3:].numpy(), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_full_scale_equals_the_fill_scale_tril_bijector():
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_aigc.models.vae.posterior_params import PosteriorParams
+
+    layer = PosteriorParams(latent_dim=4, posterior="full")
+    raw = tf.constant(np.random.default_rng(1).normal(0, 2, (3, 4 + 10)), tf.float32)
+    _, scale = layer(raw)
+    np.testing.assert_allclose(scale.numpy(), layer.bijector.forward(raw[:, 4:]).numpy(),
+                               rtol=1e-6, atol=1e-7)
+    assert np.all(np.triu(scale.numpy()[0], 1) == 0) and np.all(np.diagonal(scale[0]) > 0)

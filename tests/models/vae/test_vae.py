@@ -96,12 +96,6 @@ def test_training_on_binarized_digits_improves_validation_elbo():
     assert history.history["val_elbo"][-1] > history.history["val_elbo"][0]
 
 
-@pytest.fixture(scope="module")
-def two_replicas():
-    # One strategy per process: separate MirroredStrategy objects reuse collective keys.
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kwargs", [
     {},
