@@ -1,0 +1,310 @@
+"""`get_strategy(spec)`: one string picks a `tf.distribute` strategy.
+
+Specs:
+
+- `"default"`: TensorFlow's default (no-op) strategy.
+- `"one_device[:DEVICE]"`: `OneDeviceStrategy`; first GPU, else `/cpu:0`.
+- `"mirrored[:DEV1,DEV2,...]"`: `MirroredStrategy`; all GPUs, else all logical CPUs.
+- `"multi_worker"`: `MultiWorkerMirroredStrategy` from `TF_CONFIG` (or `cluster_resolver=`),
+  with a bounded wait for the peers.
+- `"tpu[:ADDRESS]"`: `TPUStrategy` through a `TPUClusterResolver`.
+- `"auto"`: TPU when one is visible, multi_worker when TF_CONFIG lists more than one task,
+  mirrored when there is more than one GPU, default otherwise.
+"""
+
+import contextlib
+import json
+import os
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+TASK_TYPES = ("chief", "worker", "ps", "evaluator")
+
+# Seconds a multi-worker process waits for all its peers at start-up before failing.
+DEFAULT_CLUSTER_TIMEOUT = 120.0
+
+
+def parse_spec(spec):
+    """Splits `"name[:argument]"`; returns `(name, argument or None)`.
+
+    Raises:
+        ValueError: for a non-string spec or an unknown name.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            f"Unrecognized strategy={spec!r}. Supported strategies are: {list(STRATEGIES)} "
+            "(with an optional ':ARG' for one_device, mirrored and tpu)."
+        )
+    name, sep, arg = spec.strip().partition(":")
+    name = name.strip().lower().replace("-", "_")
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Unrecognized strategy={spec!r}. Supported strategies are: {list(STRATEGIES)} "
+            "(with an optional ':ARG' for one_device, mirrored and tpu)."
+        )
+    arg = arg.strip() if sep else None
+    if sep and not arg:
+        raise ValueError(f"strategy={spec!r} has an empty argument after ':'.")
+    if arg is not None and name in ("auto", "default", "multi_worker"):
+        raise ValueError(
+            f"strategy={spec!r}: {name!r} takes no argument; only one_device, mirrored and "
+            "tpu accept ':ARG'."
+        )
+    return name, arg
+
+
+def parse_tf_config(environ=None):
+    """Reads and checks TF_CONFIG. Returns the dict, or `None` when unset.
+
+    Raises:
+        ValueError: naming what is wrong (bad JSON, no cluster, a task not in the cluster,
+            a malformed address).
+    """
+    raw = (environ if environ is not None else os.environ).get("TF_CONFIG")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        cfg = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {raw[:200]!r}") from e
+    if not isinstance(cfg, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object, got {type(cfg).__name__}: "
+                         f"{raw[:200]!r}")
+    cluster = cfg.get("cluster")
+    if not isinstance(cluster, dict) or not cluster:
+        raise ValueError(
+            "TF_CONFIG['cluster'] must be a non-empty object such as "
+            '{"worker": ["host:port", ...]}, got ' f"{cluster!r}."
+        )
+    for job, addresses in cluster.items():
+        if job not in TASK_TYPES:
+            raise ValueError(f"TF_CONFIG['cluster'] has unknown job {job!r}; allowed jobs "
+                             f"are {list(TASK_TYPES)}.")
+        if not isinstance(addresses, list) or not addresses:
+            raise ValueError(f"TF_CONFIG['cluster'][{job!r}] must be a non-empty list of "
+                             f"'host:port' strings, got {addresses!r}.")
+        for a in addresses:
+            host, _, port = str(a).rpartition(":")
+            if not isinstance(a, str) or not host or not port.isdigit():
+                raise ValueError(f"TF_CONFIG['cluster'][{job!r}] holds {a!r}, which is not "
+                                 "a 'host:port' address.")
+    task = cfg.get("task")
+    if not isinstance(task, dict):
+        raise ValueError('TF_CONFIG[\'task\'] must be an object such as {"type": "worker", '
+                         f'"index": 0}}, got {task!r}.')
+    task_type, index = task.get("type"), task.get("index", 0)
+    if task_type not in cluster:
+        raise ValueError(f"TF_CONFIG['task']['type']={task_type!r} is not a job of the "
+                         f"cluster {sorted(cluster)}.")
+    if isinstance(index, bool) or not isinstance(index, int) or not (
+            0 <= index < len(cluster[task_type])):
+        raise ValueError(f"TF_CONFIG['task']['index']={index!r} is out of range for job "
+                         f"{task_type!r} with {len(cluster[task_type])} task(s).")
+    return cfg
+
+
+def num_tasks(tf_config):
+    """Number of chief and worker tasks in a parsed TF_CONFIG (0 when `None`)."""
+    if not tf_config:
+        return 0
+    cluster = tf_config["cluster"]
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+
+
+def _tpu_visible():
+    import tensorflow as tf
+
+    # No network probe (the GCE metadata server is unreachable off Cloud): a local TPU VM
+    # shows TPU devices, a remote Cloud TPU is named by TPU_NAME / COLAB_TPU_ADDR.
+    return bool(tf.config.list_physical_devices("TPU") or os.environ.get("TPU_NAME")
+                or os.environ.get("COLAB_TPU_ADDR"))
+
+
+def resolve_auto(environ=None):
+    """The concrete spec that `"auto"` picks on this machine."""
+    if _tpu_visible():
+        return "tpu"
+    if num_tasks(parse_tf_config(environ)) > 1:
+        return "multi_worker"
+    import tensorflow as tf
+
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return "mirrored"
+    return "default"
+
+
+def _normalize_device(device):
+    device = device.strip()
+    if not device.startswith("/"):
+        device = "/" + device
+    return device
+
+
+def _check_devices(devices, spec):
+    import tensorflow as tf
+
+    known = {}
+    for d in tf.config.list_logical_devices():
+        known[d.name.lower()] = d.name
+        # "/job:localhost/replica:0/task:0/device:CPU:0" is also "/cpu:0".
+        short = "/" + d.name.split("device:")[-1].lower()
+        known[short] = d.name
+    missing = [d for d in devices if d.lower() not in known
+               and d.lower().replace("/device:", "/") not in known]
+    if missing:
+        raise ValueError(
+            f"strategy={spec!r}: unknown device(s) {missing}. Devices on this machine: "
+            f"{sorted(set(known.values()))}."
+        )
+
+
+@contextlib.contextmanager
+def _cluster_wait(timeout):
+    """Bounds MultiWorkerMirroredStrategy's start-up barrier to `timeout` seconds.
+
+    TF waits forever for the peers by default (`_check_health_initial_timeout = 0`); that
+    class attribute is the only knob, and it is read while the strategy is constructed.
+    """
+    from tensorflow.python.distribute import collective_all_reduce_strategy as cars
+
+    ext = cars.CollectiveAllReduceExtended
+    saved = ext._check_health_initial_timeout
+    ext._check_health_initial_timeout = max(1, int(round(timeout)))
+    try:
+        yield
+    finally:
+        ext._check_health_initial_timeout = saved
+
+
+def _multi_worker(cluster_resolver, timeout, collective_timeout, implementation):
+    import tensorflow as tf
+
+    if cluster_resolver is None:
+        cfg = parse_tf_config()
+        if cfg is None:
+            raise ValueError(
+                "strategy='multi_worker' needs TF_CONFIG (a JSON cluster spec with this "
+                "process's task) or a cluster_resolver=; TF_CONFIG is not set."
+            )
+        cluster_resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    impls = {
+        "auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
+        "ring": tf.distribute.experimental.CommunicationImplementation.RING,
+        "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL,
+    }
+    if implementation not in impls:
+        raise ValueError(f"Unrecognized implementation={implementation!r}. Supported: "
+                         f"{list(impls)}.")
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=collective_timeout, implementation=impls[implementation])
+    with _cluster_wait(timeout):
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy(
+                cluster_resolver=cluster_resolver, communication_options=options)
+        except RuntimeError as e:
+            if "Timeout waiting for the cluster" in str(e):
+                spec = cluster_resolver.cluster_spec().as_dict()
+                raise TimeoutError(
+                    f"strategy='multi_worker': not all peers of the cluster {spec} came up "
+                    f"within timeout={timeout} s. Start every task of TF_CONFIG, check the "
+                    "addresses and ports, or raise the timeout."
+                ) from e
+            raise
+
+
+def _tpu(address):
+    import tensorflow as tf
+
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=address if address is not None else "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+        raise ValueError(
+            f"strategy='tpu{':' + address if address else ''}': no TPU could be reached "
+            f"({type(e).__name__}: {e}). Give the TPU name or grpc:// address, or run on a "
+            "TPU VM."
+        ) from e
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def get_strategy(spec="auto", *, cluster_resolver=None, timeout=DEFAULT_CLUSTER_TIMEOUT,
+                 collective_timeout=None, implementation="auto"):
+    """Returns the `tf.distribute.Strategy` named by `spec`.
+
+    Create it first thing in the program (before other TensorFlow ops), then build the
+    model and its optimizers inside `strategy.scope()`.
+
+    Args:
+        spec: str. `"auto"`, `"default"`, `"one_device[:DEVICE]"`,
+            `"mirrored[:DEV1,DEV2]"`, `"multi_worker"` or `"tpu[:ADDRESS]"`.
+            Defaults to `"auto"`.
+        cluster_resolver: `tf.distribute.cluster_resolver.ClusterResolver`. For
+            `multi_worker` instead of TF_CONFIG.
+        timeout: float. Seconds a multi-worker task waits for all its peers at start-up
+            before raising `TimeoutError`. Defaults to `120`.
+        collective_timeout: float or None. Per-collective timeout in seconds for
+            multi-worker all-reduces (None: wait; the cluster health check still aborts
+            collectives when a peer dies). Defaults to `None`.
+        implementation: str. Multi-worker collectives: `"auto"`, `"ring"` or `"nccl"`.
+
+    Example:
+
+    ```python
+    strategy = keras_aigc.distribute.get_strategy("mirrored")
+    with strategy.scope():
+        gan = keras_aigc.models.DCGAN()
+        gan.compile()
+    ```
+
+    Raises:
+        ValueError: unknown spec, unknown device, malformed TF_CONFIG, unreachable TPU.
+        TimeoutError: a multi-worker peer did not come up within `timeout`.
+    """
+    name, arg = parse_spec(spec)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    if name == "auto":
+        if cluster_resolver is not None:
+            name = "multi_worker"
+        else:
+            name = resolve_auto()
+
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        if arg is None:
+            arg = "/gpu:0" if tf.config.list_physical_devices("GPU") else "/cpu:0"
+        device = _normalize_device(arg)
+        _check_devices([device], spec)
+        return tf.distribute.OneDeviceStrategy(device)
+    if name == "mirrored":
+        if arg is None:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        else:
+            devices = [_normalize_device(d) for d in arg.split(",") if d.strip()]
+            _check_devices(devices, spec)
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return _multi_worker(cluster_resolver, timeout, collective_timeout, implementation)
+    return _tpu(arg)
+
+
+def describe(strategy):
+    """A one-line description: class, replicas, and task for multi-worker strategies."""
+    text = f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)"
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is not None and getattr(resolver, "task_type", None):
+        text += f", task {resolver.task_type}:{resolver.task_id}"
+    return text
+
+
+def is_multi_worker(strategy):
+    """True for a MultiWorkerMirroredStrategy that spans more than one process."""
+    import tensorflow as tf
+
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
