@@ -14,7 +14,9 @@ Keras 3.15 / TF 2.21 with two processes on 127.0.0.1:
    when the model and optimizers are already built, because the reduce comes before the
    "is anything unbuilt?" check. Fix: build from this worker's first local replica batch
    (`strategy.experimental_local_results`), which has the per-replica shape and needs no
-   cross-worker communication.
+   cross-worker communication. When the model is already built (keras_aigc models build
+   at construction) no batch is drawn at all, under any strategy: drawing one spends a
+   reshuffle of the dataset, so the first epoch's order would depend on the strategy.
 2. `reduce_per_replica` reduces the step logs with `strategy.reduce("MEAN", v, axis=0)`
    in multi-worker mode, which fails on scalar logs ("Invalid reduction dimension 0 for
    input with 0 dimensions"). Fix: the step returns rank-1 logs of shape `[1]`, so the
@@ -57,10 +59,28 @@ class MultiWorkerFitMixin:
         strategy = getattr(self, "_distribute_strategy", None) or tf.distribute.get_strategy()
         return is_multi_worker(strategy)
 
+    def _needs_data_to_build(self):
+        """Keras' own test in `Trainer._symbolic_build` for needing a data batch."""
+        compile_metrics = getattr(self, "_compile_metrics", None)
+        compile_loss = getattr(self, "_compile_loss", None)
+        return (not all(layer.built for layer in self._flatten_layers())
+                or (compile_metrics is not None and not compile_metrics.built)
+                or (compile_loss is not None and not compile_loss.built))
+
     # keras-team/keras#20585, part 1: no eager cross-worker reduce of a PerReplica batch.
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None or iterator is None or not is_multi_worker(strategy):
+        if strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        if not self._needs_data_to_build():
+            # Keras draws a batch here under any strategy, even for a built model. With a
+            # `shuffle(reshuffle_each_iteration=True)` dataset that spends one shuffle
+            # iteration, so epoch 1 would see the 2nd permutation under a strategy and
+            # the 1st without one (and after a restart). A built model needs no batch.
+            with strategy.scope():
+                self._symbolic_build(iterator=None, data_batch=None)
+            return None
+        if not is_multi_worker(strategy):
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         for _, _, it in iterator:
             batch = next(it)
