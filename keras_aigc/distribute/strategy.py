@@ -158,14 +158,38 @@ def _check_devices(devices, spec):
 
 
 @contextlib.contextmanager
-def _cluster_wait(timeout):
-    """Bounds MultiWorkerMirroredStrategy's start-up barrier to `timeout` seconds.
+def _cluster_wait(cluster_resolver, timeout):
+    """Bounds MultiWorkerMirroredStrategy's wait for its peers to `timeout` seconds.
 
-    TF waits forever for the peers by default (`_check_health_initial_timeout = 0`); that
-    class attribute is the only knob, and it is read while the strategy is constructed.
+    On TF 2.21 the strategy starts TF's coordination service, whose registration waits
+    for every task with no bound it exposes; it only configures the service when none is
+    configured yet, so we configure it first, as it would, plus
+    `cluster_register_timeout_in_ms`. The older Python health-check barrier
+    (`_check_health_initial_timeout`, used when there is no coordination service) gets
+    the same bound.
     """
+    from tensorflow.python.distribute.collective_all_reduce_strategy import (
+        coordination_config_pb2,
+    )
     from tensorflow.python.distribute import collective_all_reduce_strategy as cars
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
 
+    spec = cluster_resolver.cluster_spec()
+    ctx = context.context()
+    if ctx.coordination_service is None and cluster_resolver.task_type in ("chief",
+                                                                            "worker"):
+        jobs = [coordination_config_pb2.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j))
+                for j in ("chief", "worker") if j in spec.jobs]
+        ctx.configure_coordination_service(
+            service_type="standalone",
+            service_leader=multi_worker_util.coordination_leader(spec),
+            coordinated_jobs=jobs,
+            cluster_register_timeout_in_ms=int(timeout * 1000),
+        )
+        # Without the barrier, registration returns at once and the later wait for all
+        # tasks ignores the timeout.
+        ctx.coordination_service.cluster_register_with_barrier = True
     ext = cars.CollectiveAllReduceExtended
     saved = ext._check_health_initial_timeout
     ext._check_health_initial_timeout = max(1, int(round(timeout)))
@@ -196,17 +220,23 @@ def _multi_worker(cluster_resolver, timeout, collective_timeout, implementation)
                          f"{list(impls)}.")
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=collective_timeout, implementation=impls[implementation])
-    with _cluster_wait(timeout):
+    with _cluster_wait(cluster_resolver, timeout):
         try:
             return tf.distribute.MultiWorkerMirroredStrategy(
                 cluster_resolver=cluster_resolver, communication_options=options)
-        except RuntimeError as e:
-            if "Timeout waiting for the cluster" in str(e):
+        except (RuntimeError, tf.errors.DeadlineExceededError,
+                tf.errors.UnavailableError) as e:
+            text = str(e)
+            if ("Timeout waiting for the cluster" in text or "DEADLINE_EXCEEDED" in text
+                    or isinstance(e, (tf.errors.DeadlineExceededError,
+                                      tf.errors.UnavailableError))
+                    or "timed out" in text.lower() or "Deadline" in text):
                 spec = cluster_resolver.cluster_spec().as_dict()
                 raise TimeoutError(
                     f"strategy='multi_worker': not all peers of the cluster {spec} came up "
                     f"within timeout={timeout} s. Start every task of TF_CONFIG, check the "
-                    "addresses and ports, or raise the timeout."
+                    f"addresses and ports, or raise the timeout. ({type(e).__name__}: "
+                    f"{text.splitlines()[0][:300] if text else ''})"
                 ) from e
             raise
 
@@ -214,12 +244,17 @@ def _multi_worker(cluster_resolver, timeout, collective_timeout, implementation)
 def _tpu(address):
     import tensorflow as tf
 
+    if address is None and not _tpu_visible():
+        raise ValueError(
+            "strategy='tpu': no TPU on this machine (no TPU devices, TPU_NAME and "
+            "COLAB_TPU_ADDR unset). Give the TPU name or address as 'tpu:NAME' or "
+            "'tpu:grpc://HOST:PORT', or run on a TPU VM.")
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=address if address is not None else "")
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as e:
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as e:
         raise ValueError(
             f"strategy='tpu{':' + address if address else ''}': no TPU could be reached "
             f"({type(e).__name__}: {e}). Give the TPU name or grpc:// address, or run on a "
