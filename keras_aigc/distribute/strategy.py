@@ -132,6 +132,14 @@ def resolve_auto(environ=None):
     return "default"
 
 
+_MIRRORED = {}
+
+
+def _canonical(device):
+    """`/cpu:0`, `CPU:0` and `/job:localhost/replica:0/task:0/device:CPU:0` alike."""
+    return device.split("device:")[-1].strip("/").upper()
+
+
 def _normalize_device(device):
     device = device.strip()
     if not device.startswith("/"):
@@ -322,7 +330,13 @@ def get_strategy(spec="auto", *, cluster_resolver=None, timeout=DEFAULT_CLUSTER_
         else:
             devices = [_normalize_device(d) for d in arg.split(",") if d.strip()]
             _check_devices(devices, spec)
-        return tf.distribute.MirroredStrategy(devices)
+        # One MirroredStrategy per device set and process: two of them running
+        # collectives in one process reuse collective instance keys and abort each
+        # other ("Shape mismatch in the collective instance ..."), measured on TF 2.21.
+        key = tuple(sorted(_canonical(d) for d in devices))
+        if key not in _MIRRORED:
+            _MIRRORED[key] = tf.distribute.MirroredStrategy(devices)
+        return _MIRRORED[key]
     if name == "multi_worker":
         return _multi_worker(cluster_resolver, timeout, collective_timeout, implementation)
     return _tpu(arg)

@@ -44,9 +44,10 @@ def test_keras_20585_still_broken_and_worked_around(tmp_path):
 
 @pytest.fixture(scope="module")
 def mirrored():
-    # One strategy for the module: two MirroredStrategy objects that both run
-    # collectives in one process can reuse collective instance keys and abort each other.
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # Two MirroredStrategy objects that both run collectives in one process can reuse
+    # collective instance keys and abort each other;
+    # get_strategy keeps one per device set for that reason.
+    return ka.distribute.get_strategy("mirrored:/cpu:0,/cpu:1")
 
 
 class LinearFixed(MultiWorkerFitMixin, keras.Model):

@@ -54,8 +54,11 @@ def test_default_one_device_and_mirrored(no_cluster_env):
     mirrored = get_strategy("mirrored:/cpu:0,/cpu:1")
     assert isinstance(mirrored, tf.distribute.MirroredStrategy)
     assert mirrored.num_replicas_in_sync == 2
-    # No argument: all GPUs, else all logical CPUs (two, from tests/conftest.py).
-    assert get_strategy("mirrored").num_replicas_in_sync == 2
+    # No argument: all GPUs, else all logical CPUs (two, from tests/conftest.py); one
+    # instance per device set and process.
+    assert get_strategy("mirrored") is mirrored
+    assert get_strategy("mirrored:CPU:1,/job:localhost/replica:0/task:0/device:CPU:0") is (
+        mirrored)
 
 
 def test_unknown_device_lists_the_real_ones(no_cluster_env):
