@@ -150,18 +150,13 @@ def _normalize_device(device):
 def _check_devices(devices, spec):
     import tensorflow as tf
 
-    known = {}
-    for d in tf.config.list_logical_devices():
-        known[d.name.lower()] = d.name
-        # "/job:localhost/replica:0/task:0/device:CPU:0" is also "/cpu:0".
-        short = "/" + d.name.split("device:")[-1].lower()
-        known[short] = d.name
-    missing = [d for d in devices if d.lower() not in known
-               and d.lower().replace("/device:", "/") not in known]
+    names = [d.name for d in tf.config.list_logical_devices()]
+    known = {_canonical(n) for n in names}
+    missing = [d for d in devices if _canonical(d) not in known]
     if missing:
         raise ValueError(
             f"strategy={spec!r}: unknown device(s) {missing}. Devices on this machine: "
-            f"{sorted(set(known.values()))}."
+            f"{sorted(names)}."
         )
 
 

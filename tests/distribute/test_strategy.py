@@ -163,3 +163,30 @@ def test_peer_that_never_comes_up_times_out(tmp_path):
                 os.killpg(proc.pid, 9)
                 proc.wait(timeout=30)
             log.close()
+
+
+# ---------------------------------------------------------------- TPU readiness
+# No TPU here. What TPUStrategy needs from our train_step we check on CPU: XLA must
+# compile the whole step (TPUs run only XLA programs), with no host callbacks in it,
+# and several steps per call (`steps_per_execution`) must work.
+HOST_OPS = {"PyFunc", "EagerPyFunc", "NumpyFunction", "PrintV2", "Print"}
+
+
+def test_gan_train_step_has_no_host_ops_and_compiles_with_xla():
+    import keras
+    import numpy as np
+
+    import keras_aigc as ka
+
+    keras.utils.set_random_seed(0)
+    gan = ka.models.DCGAN(image_shape=(8, 8, 1), latent_dim=4, g_filters=(4, 2),
+                          d_filters=(2,), kernel_size=3)
+    gan.compile(jit_compile=True, steps_per_execution=2)
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 1)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(4, drop_remainder=True)
+    graph = tf.function(gan.train_step).get_concrete_function(
+        tf.TensorSpec((4, 8, 8, 1), tf.float32)).graph
+    ops = {op.type for op in graph.get_operations()}
+    assert not ops & HOST_OPS
+    gan.fit(ds, epochs=1, verbose=0)
+    assert int(gan.g_optimizer.iterations.numpy()) == 4  # 2 calls x 2 steps, under XLA
