@@ -171,11 +171,11 @@ def _cluster_wait(cluster_resolver, timeout):
     (`_check_health_initial_timeout`, used when there is no coordination service) gets
     the same bound.
     """
+    from tensorflow.python.distribute import collective_all_reduce_strategy as cars
+    from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.distribute.collective_all_reduce_strategy import (
         coordination_config_pb2,
     )
-    from tensorflow.python.distribute import collective_all_reduce_strategy as cars
-    from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
 
     spec = cluster_resolver.cluster_spec()

@@ -74,11 +74,11 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
     assert trained == [3, 3, 3, 4, 5, 6, 7, 8]
     assert len(history.history["g_loss"]) == EPOCHS
     assert int(resumed.d_optimizer.iterations.numpy()) == EPOCHS * STEPS_PER_EPOCH
-    for a, b in zip(ref.variables, resumed.variables):
+    for a, b in zip(ref.variables, resumed.variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7, err_msg=a.path)
     for opt_ref, opt in ((ref.g_optimizer, resumed.g_optimizer),
                          (ref.d_optimizer, resumed.d_optimizer)):
-        for a, b in zip(opt_ref.variables, opt.variables):
+        for a, b in zip(opt_ref.variables, opt.variables, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
     assert not os.path.exists(backup_dir)  # delete_checkpoint=True after a finished fit
 

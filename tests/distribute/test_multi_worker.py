@@ -12,10 +12,9 @@ import signal
 import keras
 import numpy as np
 import pytest
+from cluster_harness import Cluster, read_steps, wait_for_steps
 
 import keras_aigc  # noqa: F401  (registers the classes for load_model)
-
-from cluster_harness import Cluster, read_steps, wait_for_steps
 
 # Tiny models: the cluster tests measure correctness, not quality. Dropout is off so that
 # one process and two workers compute the same function (dropout masks are per replica).
@@ -74,7 +73,7 @@ def test_two_workers_fit_write_on_chief_and_match_one_process(model, tmp_path):
     w0, w1 = (read_steps(two["step_log"] + f".task{i}") for i in (0, 1))
     ref = read_steps(one["step_log"] + ".task0")
     assert [r["step"] for r in w0] == [r["step"] for r in ref] == list(range(1, 9))
-    for a, b, c in zip(w0, w1, ref):
+    for a, b, c in zip(w0, w1, ref, strict=True):
         for key in ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy"):
             assert a[key] == b[key]
             np.testing.assert_allclose(a[key], c[key], rtol=1e-5, atol=1e-6)
@@ -83,7 +82,7 @@ def test_two_workers_fit_write_on_chief_and_match_one_process(model, tmp_path):
         hist = json.load(f)
     assert len(hist["g_loss"]) == 2 and len(hist["val_d_loss"]) == 2
     for a, b in zip(_weights(os.path.join(run_dir, "model.keras")),
-                    _weights(os.path.join(one["run_dir"], "model.keras"))):
+                    _weights(os.path.join(one["run_dir"], "model.keras")), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
