@@ -83,6 +83,7 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path):
     assert not os.path.exists(backup_dir)  # delete_checkpoint=True after a finished fit
 
 
+@pytest.mark.slow
 def test_epoch_backup_resumes_at_next_epoch(tmp_path):
     backup_dir = str(tmp_path / "backup")
     gan = _gan()

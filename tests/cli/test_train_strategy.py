@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import yaml
 
@@ -99,3 +100,19 @@ def test_run_under_mirrored_builds_in_scope_with_per_replica_batch(tmp_path):
     assert len(hist["g_loss"]) == 1
     assert os.path.isfile(os.path.join(run_dir, "model.keras"))
     assert not os.path.exists(os.path.join(run_dir, "backup"))  # removed after fit
+
+
+def test_run_with_mixed_float16_scales_both_gan_losses(tmp_path):
+    import keras
+
+    cfg = _with(strategy="default", mixed_precision="mixed_float16", backup_freq=None)
+    try:
+        model, hist = train.run(cfg, str(tmp_path / "run"))
+        assert model.generator.layers[1].compute_dtype == "float16"
+        for opt in (model.g_optimizer, model.d_optimizer):
+            assert isinstance(opt, keras.optimizers.LossScaleOptimizer)
+        assert int(model.g_optimizer.iterations.numpy()) == 2
+        assert all(map(np.isfinite, hist["g_loss"] + hist["d_loss"]))
+        assert model.generate(2, seed=0).dtype == np.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

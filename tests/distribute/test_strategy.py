@@ -171,6 +171,7 @@ def test_peer_that_never_comes_up_times_out(tmp_path):
 HOST_OPS = {"PyFunc", "EagerPyFunc", "NumpyFunction", "PrintV2", "Print"}
 
 
+@pytest.mark.slow
 def test_gan_train_step_has_no_host_ops_and_compiles_with_xla():
     import keras
     import numpy as np
