@@ -14,7 +14,9 @@ def two_replica_strategy():
     Two MirroredStrategy objects in one process draw colliding collective keys, and the
     second one's all-reduce aborts ("Shape mismatch in the collective instance").
     """
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    from keras_aigc.distribute import get_strategy
+
+    return get_strategy("mirrored:/cpu:0,/cpu:1")  # cached: one per device set and process
 
 
 def assert_config_round_trip(model):

@@ -1,6 +1,7 @@
-"""Training callbacks: sample grids (chief only), KL warm-up."""
+"""Training callbacks: sample grids (chief only), step-exact backup (chief-aware), KL warm-up."""
 
+from keras_aigc.callbacks.backup_and_restore import BackupAndRestore
 from keras_aigc.callbacks.kl_warmup import KLWarmup
 from keras_aigc.callbacks.sample_grid import SampleGrid
 
-__all__ = ["KLWarmup", "SampleGrid"]
+__all__ = ["BackupAndRestore", "KLWarmup", "SampleGrid"]

@@ -33,6 +33,19 @@ class TrainingConfig:
         validation: bool. Evaluate on the validation split each epoch.
         seed: int. Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`).
         verbose: str or int. Keras progress display: "auto", 0, 1 or 2.
+        strategy: str. `keras_aigc.distribute.get_strategy` spec: "auto", "default",
+            "one_device[:DEVICE]", "mirrored[:DEVICES]", "multi_worker" or "tpu[:ADDRESS]".
+        batch_size_mode: str. How `data.batch_size` is read: "global" (the batch of one
+            step over all replicas) or "per_replica" (multiplied by the number of
+            replicas to get the global batch).
+        cluster_timeout: float. Seconds a multi-worker task waits for its peers at start.
+        backup_freq: str, int or None. "epoch", a step interval, or None for no backup
+            (`keras_aigc.callbacks.BackupAndRestore` in `<run>/backup`).
+        mixed_precision: str or None. A Keras dtype policy such as "mixed_float16" or
+            "mixed_bfloat16"; None keeps float32.
+        jit_compile: bool or str. XLA for the train step; "auto" turns it on only with a
+            GPU or TPU (on CPU XLA measured 1.8x slower on the TF-tutorial DCGAN).
+        steps_per_execution: int. Train steps per `tf.function` call (TPU: 32-100).
     """
 
     epochs: int = 1
@@ -42,6 +55,13 @@ class TrainingConfig:
     validation: bool = True
     seed: int = 0
     verbose: typing.Union[str, int] = "auto"
+    strategy: str = "auto"
+    batch_size_mode: str = "global"
+    cluster_timeout: float = 120.0
+    backup_freq: typing.Union[str, int, None] = "epoch"
+    mixed_precision: typing.Optional[str] = None
+    jit_compile: typing.Union[bool, str] = "auto"
+    steps_per_execution: int = 1
 
 
 def _type_ok(value, annotation, default):
@@ -165,7 +185,47 @@ def validate(config):
     compile_fn = cls.compile
     check_kwargs("compile", config.get("compile") or {}, compile_fn)
     check_kwargs("training", config.get("training") or {}, TrainingConfig)
+    check_training_values(config.get("training") or {})
     return config
+
+
+BATCH_SIZE_MODES = ("global", "per_replica")
+
+
+def check_training_values(section):
+    """Checks the values (not just the types) of the distribution-related training keys."""
+    from keras_aigc.distribute.strategy import parse_spec
+
+    if "strategy" in section:
+        try:
+            parse_spec(section["strategy"])
+        except ValueError as e:
+            raise ConfigError(f"training.strategy: {e}") from e
+    mode = section.get("batch_size_mode", "global")
+    if mode not in BATCH_SIZE_MODES:
+        raise ConfigError(f"training.batch_size_mode: unknown mode {mode!r}. Choose one of "
+                          f"{list(BATCH_SIZE_MODES)}.")
+    freq = section.get("backup_freq", "epoch")
+    if freq is not None and freq != "epoch" and not (isinstance(freq, int) and freq >= 1):
+        raise ConfigError(f"training.backup_freq: expected 'epoch', a positive step count or "
+                          f"null, got {freq!r}.")
+    policy = section.get("mixed_precision")
+    allowed = ("float32", "mixed_float16", "mixed_bfloat16")
+    if policy is not None and policy not in allowed:
+        raise ConfigError(f"training.mixed_precision: unknown policy {policy!r}. Choose one "
+                          f"of {list(allowed)} or null.")
+    jit = section.get("jit_compile", "auto")
+    if jit != "auto" and not isinstance(jit, bool):
+        raise ConfigError(f"training.jit_compile: expected true, false or 'auto', got "
+                          f"{jit!r}.")
+    spe = section.get("steps_per_execution", 1)
+    if spe < 1:
+        raise ConfigError(f"training.steps_per_execution: expected an integer >= 1, got "
+                          f"{spe!r}.")
+    timeout = section.get("cluster_timeout", 120.0)
+    if timeout <= 0:
+        raise ConfigError(f"training.cluster_timeout: expected a positive number of seconds, "
+                          f"got {timeout!r}.")
 
 
 def parse_override(text):

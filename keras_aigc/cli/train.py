@@ -20,6 +20,10 @@ def add_parser(subparsers):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="Override a config value by dotted path, e.g. --set training.epochs=3. "
                         "Repeatable; values are parsed as YAML.")
+    p.add_argument("--strategy", default=None, metavar="SPEC",
+                   help="Distribution strategy (overrides training.strategy): auto, default, "
+                        "one_device[:DEVICE], mirrored[:DEVICES], multi_worker (reads "
+                        "TF_CONFIG) or tpu[:ADDRESS].")
     p.add_argument("--output", default=None,
                    help="Run directory (default: runs/<config name>-<timestamp>).")
     p.set_defaults(func=main)
@@ -47,18 +51,57 @@ def build_model(config, info):
     return cls(**kwargs)
 
 
-def run(config, run_dir, stream=None):
-    """Trains as the config says and fills `run_dir`. Returns `(model, history_dict)`."""
+def resolve_jit_compile(value):
+    """`"auto"` -> XLA only with a GPU or TPU; booleans pass through."""
+    if value != "auto":
+        return bool(value)
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"))
+
+
+def global_batch_size(batch_size, mode, num_replicas):
+    """The batch of one step over all replicas, from the config's `data.batch_size`."""
+    if mode == "global":
+        if batch_size % num_replicas:
+            raise config_lib.ConfigError(
+                f"data.batch_size: the global batch {batch_size} does not split evenly over "
+                f"{num_replicas} replicas; use a multiple of {num_replicas} or set "
+                "training.batch_size_mode=per_replica.")
+        return batch_size
+    return batch_size * num_replicas
+
+
+def run(config, run_dir, stream=None, extra_callbacks=()):
+    """Trains as the config says and fills `run_dir`. Returns `(model, history_dict)`.
+
+    Under a multi-worker strategy every task runs this with the same `run_dir`: the chief
+    writes there, the other tasks write to temporary directories that are removed.
+    """
+    training = config_lib.TrainingConfig(**(config.get("training") or {}))
+    from keras_aigc import distribute
+
+    # The strategy comes first: MultiWorkerMirroredStrategy must configure collectives
+    # before TensorFlow runs any op.
+    strategy = distribute.get_strategy(training.strategy, timeout=training.cluster_timeout)
     import keras
 
     from keras_aigc import callbacks as cb
     stream = stream or sys.stdout
     from keras_aigc import data
 
-    training = config_lib.TrainingConfig(**(config.get("training") or {}))
     keras.utils.set_random_seed(training.seed)
+    if training.mixed_precision:
+        keras.mixed_precision.set_global_policy(training.mixed_precision)
+    replicas = strategy.num_replicas_in_sync
     data_kwargs = dict(config["data"])
     source = data_kwargs.pop("source")
+    data_kwargs["batch_size"] = global_batch_size(
+        data_kwargs.get("batch_size", 128), training.batch_size_mode, replicas)
+    if replicas > 1 or distribute.is_multi_worker(strategy):
+        # Equal per-replica batches in every step (a short last batch would leave some
+        # replicas empty and change the global-batch average).
+        data_kwargs["drop_remainder"] = True
     model_cls, _, _ = config_lib.check_model_section(config["model"])
     conditional = "num_classes" in inspect.signature(model_cls.__init__).parameters
     data_kwargs.setdefault("labels", conditional)
@@ -68,39 +111,73 @@ def run(config, run_dir, stream=None):
         val_kwargs = {k: v for k, v in data_kwargs.items() if k != "shuffle"}
         val_ds = data.load(source, split="validation", shuffle=False, **val_kwargs)
 
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "config.yaml"), "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
-    with open(os.path.join(run_dir, "data_info.json"), "w") as f:
-        json.dump(info.to_dict(), f, indent=2)
+    chief = distribute.is_chief(strategy)
+    out_dir = distribute.chief_or_temp_dir(run_dir, strategy)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
+            yaml.safe_dump(config, f, sort_keys=False)
+        with open(os.path.join(out_dir, "data_info.json"), "w") as f:
+            json.dump({**info.to_dict(), "global_batch_size": data_kwargs["batch_size"],
+                       "num_replicas": replicas,
+                       "strategy": distribute.describe(strategy)}, f, indent=2)
 
-    model = build_model(config, info)
-    model.compile(**(config.get("compile") or {}))
-    samples = cb.SampleGrid(os.path.join(run_dir, "samples"), every=training.sample_every,
-                            num_images=training.num_samples, seed=training.seed)
-    callbacks = [
-        samples,
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False),
-    ]
-    history = model.fit(train_ds, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
-                        validation_data=val_ds, callbacks=callbacks, verbose=training.verbose)
-    final_grid = samples.write("final")
-    model_path = os.path.join(run_dir, "model.keras")
-    tmp = os.path.join(run_dir, "model.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, model_path)
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    with open(os.path.join(run_dir, "history.json"), "w") as f:
-        json.dump(hist, f, indent=2)
-    print(f"\nRun directory: {run_dir}", file=stream)
-    print(f"  model:       {model_path}", file=stream)
-    print(f"  sample grid: {final_grid}", file=stream)
-    print(f"  TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'logs')}", file=stream)
+        # The library, not the user, creates the model and both optimizers in the scope.
+        with strategy.scope():
+            model = build_model(config, info)
+            if not model.built:
+                model.build()
+            compile_kwargs = dict(config.get("compile") or {})
+            compile_kwargs.setdefault("jit_compile", resolve_jit_compile(training.jit_compile))
+            compile_kwargs.setdefault("steps_per_execution", training.steps_per_execution)
+            model.compile(**compile_kwargs)
+        samples = cb.SampleGrid(os.path.join(out_dir, "samples"), every=training.sample_every,
+                                num_images=training.num_samples, seed=training.seed)
+        callbacks = [
+            samples,
+            keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False),
+        ]
+        if training.backup_freq is not None:
+            callbacks.append(cb.BackupAndRestore(os.path.join(run_dir, "backup"),
+                                                 save_freq=training.backup_freq))
+        callbacks.extend(extra_callbacks)
+        print(f"Strategy: {distribute.describe(strategy)}; global batch "
+              f"{data_kwargs['batch_size']}", file=stream)
+        history = model.fit(train_ds, epochs=training.epochs,
+                            steps_per_epoch=training.steps_per_epoch,
+                            validation_data=val_ds, callbacks=callbacks,
+                            verbose=training.verbose)
+        final_grid = samples.write("final")
+        model_path = os.path.join(out_dir, "model.keras")
+        tmp = os.path.join(out_dir, "model.tmp.keras")
+        model.save(tmp)
+        os.replace(tmp, model_path)
+        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        with open(os.path.join(out_dir, "history.json"), "w") as f:
+            json.dump(hist, f, indent=2)
+    finally:
+        distribute.cleanup_temp_dir(run_dir, strategy)
+    if chief:
+        print(f"\nRun directory: {run_dir}", file=stream)
+        print(f"  model:       {model_path}", file=stream)
+        print(f"  sample grid: {final_grid}", file=stream)
+        print(f"  TensorBoard: tensorboard --logdir {os.path.join(run_dir, 'logs')}",
+              file=stream)
     return model, hist
 
 
 def main(args):
-    config = config_lib.load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.strategy is not None:
+        overrides.append(f"training.strategy={args.strategy}")
+    config = config_lib.load_config(args.config, overrides)
+    if args.output is None:
+        from keras_aigc.distribute.strategy import num_tasks, parse_tf_config
+
+        if num_tasks(parse_tf_config()) > 1:
+            raise config_lib.ConfigError(
+                "--output: required when TF_CONFIG describes a cluster, so that every task "
+                "uses the same run directory (the default one carries a timestamp).")
     run_dir = args.output or default_run_dir(args.config)
     run(config, run_dir)
     return 0

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_aigc import losses as losses_lib
 from keras_aigc.distribute import global_mean, replica_normal
+from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 
 
 def _new_seed():
@@ -13,7 +14,7 @@ def _new_seed():
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class GAN(keras.Model):
+class GAN(MultiWorkerFitMixin, keras.Model):
     """A generative adversarial network trained with `model.fit`.
 
     The generator maps latents `z ~ N(0, I)` to images; the discriminator maps images to
@@ -106,6 +107,13 @@ class GAN(keras.Model):
         with self.distribute_strategy.scope():
             self.g_optimizer = self._make_optimizer(g_optimizer, "g_optimizer")
             self.d_optimizer = self._make_optimizer(d_optimizer, "d_optimizer")
+            if self.dtype_policy.name == "mixed_float16":
+                # float16 gradients underflow without loss scaling (Keras does this for
+                # `self.optimizer` only, not for our two optimizers).
+                self.g_optimizer, self.d_optimizer = (
+                    o if isinstance(o, keras.optimizers.LossScaleOptimizer)
+                    else keras.optimizers.LossScaleOptimizer(o)
+                    for o in (self.g_optimizer, self.d_optimizer))
             if self.built:
                 self.build_optimizers()
 
@@ -203,8 +211,9 @@ class GAN(keras.Model):
                 if reg is not None:
                     d_per_example = d_per_example + reg
                 d_loss = global_mean(d_per_example)
+                d_scaled = self.d_optimizer.scale_loss(d_loss)
             d_vars = self.discriminator.trainable_variables
-            grads = tape.gradient(d_loss, d_vars)
+            grads = tape.gradient(d_scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(grads, d_vars))
 
         z = self.sample_latents(local_batch, self.d_steps)
@@ -214,13 +223,14 @@ class GAN(keras.Model):
                 self.discriminator_inputs(self.augment(fake), labels), training=True)
             g_per_example = self.g_loss_fn(fake_logits_g)
             g_loss = global_mean(g_per_example)
+            g_scaled = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
-        grads = tape.gradient(g_loss, g_vars)
+        grads = tape.gradient(g_scaled, g_vars)
         self.g_optimizer.apply_gradients(zip(grads, g_vars))
         self.after_generator_update()
 
         self._update_trackers(d_per_example, g_per_example, real_logits, fake_logits)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs({m.name: m.result() for m in self.metrics})
 
     def after_generator_update(self):
         """Hook run after each generator update (e.g. an EMA of its weights)."""
@@ -242,7 +252,7 @@ class GAN(keras.Model):
         fake_logits = self.discriminator(self.discriminator_inputs(fake, labels), training=False)
         self._update_trackers(self.d_loss_fn(real_logits, fake_logits),
                               self.g_loss_fn(fake_logits), real_logits, fake_logits)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs({m.name: m.result() for m in self.metrics})
 
     # --------------------------------------------------------------- generating
     @property
