@@ -11,8 +11,15 @@ gan.fit(ds, epochs=5, callbacks=[ka.callbacks.SampleGrid("runs/demo/samples")])
 
 __version__ = "0.1.0"
 
-from keras_aigc import callbacks, data, distribute, losses, models, utils  # noqa: E402
-from keras_aigc import export  # noqa: E402
+from keras_aigc import (  # noqa: E402
+    callbacks,
+    data,
+    distribute,
+    export,  # noqa: E402
+    losses,
+    models,
+    utils,
+)
 
 __all__ = ["callbacks", "data", "distribute", "losses", "models", "utils", "__version__"]
 __all__ += ["export"]

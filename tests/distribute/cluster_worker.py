@@ -72,7 +72,12 @@ def main():
 
             def on_train_begin(self, logs=None):
                 # After BackupAndRestore (earlier in the list) restored the optimizers.
-                self.last = int(self.model.g_optimizer.iterations.numpy())
+                self.last = self._step()
+
+            def _step(self):
+                # GANs count generator updates; VAEs have one optimizer.
+                opt = getattr(self.model, "g_optimizer", None) or self.model.optimizer
+                return int(opt.iterations.numpy())
 
             def on_epoch_begin(self, epoch, logs=None):
                 self.count, self.prev = 0, {}
@@ -84,7 +89,7 @@ def main():
                     time.sleep(job["step_sleep"])
 
             def on_train_batch_end(self, batch, logs=None):
-                step = int(self.model.g_optimizer.iterations.numpy())
+                step = self._step()
                 if not job.get("step_log") or step == self.last:
                     return  # a step skipped on resume trains nothing
                 self.last = step

@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from cluster_harness import Cluster
 
 import keras_aigc as ka
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
+from tests.distribute.cluster_harness import Cluster
 
 
 @pytest.mark.slow

@@ -12,16 +12,24 @@ import signal
 import keras
 import numpy as np
 import pytest
-from cluster_harness import Cluster, read_steps, wait_for_steps
 
 import keras_aigc  # noqa: F401  (registers the classes for load_model)
+from tests.distribute.cluster_harness import Cluster, read_steps, wait_for_steps
 
 # Tiny models: the cluster tests measure correctness, not quality. Dropout is off so that
 # one process and two workers compute the same function (dropout masks are per replica).
 MODELS = {
     "dcgan": {"name": "DCGAN", "latent_dim": 8, "g_filters": [8, 4], "d_filters": [4, 8],
               "kernel_size": 3, "dropout": 0.0, "seed": 3},
-    # "vae": {"name": "VAE", ...},  # add when keras_aigc.models.VAE is on main
+    "vae": {"name": "VAE", "latent_dim": 4, "hidden_units": [16], "seed": 3},
+}
+DATA = {
+    "dcgan": {"source": "digits", "batch_size": 16},
+    "vae": {"source": "digits", "batch_size": 16, "scaling": "sigmoid", "binarize": "static"},
+}
+STEP_METRICS = {
+    "dcgan": ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy"),
+    "vae": ("elbo", "reconstruction", "kl"),
 }
 TIMEOUT = 240  # seconds for a whole cluster run; TF start-up alone is ~8 s per process
 
@@ -29,7 +37,7 @@ TIMEOUT = 240  # seconds for a whole cluster run; TF start-up alone is ~8 s per 
 def _config(model, strategy, epochs, steps_per_epoch, backup_freq="epoch", validation=True):
     return {
         "model": dict(MODELS[model]),
-        "data": {"source": "digits", "batch_size": 16},
+        "data": dict(DATA[model]),
         "training": {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "num_samples": 4,
                      "verbose": 2, "strategy": strategy, "backup_freq": backup_freq,
                      "validation": validation, "seed": 1},
@@ -74,13 +82,14 @@ def test_two_workers_fit_write_on_chief_and_match_one_process(model, tmp_path):
     ref = read_steps(one["step_log"] + ".task0")
     assert [r["step"] for r in w0] == [r["step"] for r in ref] == list(range(1, 9))
     for a, b, c in zip(w0, w1, ref, strict=True):
-        for key in ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy"):
+        for key in STEP_METRICS[model]:
             assert a[key] == b[key]
             np.testing.assert_allclose(a[key], c[key], rtol=1e-5, atol=1e-6)
 
     with open(os.path.join(run_dir, "history.json")) as f:
         hist = json.load(f)
-    assert len(hist["g_loss"]) == 2 and len(hist["val_d_loss"]) == 2
+    first_metric = STEP_METRICS[model][0]
+    assert len(hist[first_metric]) == 2 and len(hist["val_" + first_metric]) == 2
     for a, b in zip(_weights(os.path.join(run_dir, "model.keras")),
                     _weights(os.path.join(one["run_dir"], "model.keras")), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 import tensorflow as tf
-from cluster_harness import REPO, base_env, free_ports, tf_config
 
 from keras_aigc.distribute import strategy as strategy_lib
 from keras_aigc.distribute.strategy import get_strategy, parse_spec, parse_tf_config
+from tests.distribute.cluster_harness import REPO, base_env, free_ports, tf_config
 
 
 @pytest.fixture

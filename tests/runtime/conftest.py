@@ -73,7 +73,10 @@ def dcgan_bundle(tmp_path_factory):
     from keras_aigc.export import export_bundle
     from keras_aigc.models import DCGAN
 
-    model = DCGAN(image_shape=(8, 8, 1), latent_dim=8, g_filters=(16, 8), d_filters=(8,))
+    # Named explicitly: the bundle (and served model) name defaults to the Keras name,
+    # which Keras numbers (dcgan_24) when other tests built DCGANs first.
+    model = DCGAN(image_shape=(8, 8, 1), latent_dim=8, g_filters=(16, 8), d_filters=(8,),
+                  name="dcgan")
     model.build()
     out = str(tmp_path_factory.mktemp("bundles") / "dcgan")
     export_bundle(model, out, formats=("tflite", "onnx"), quantize=("int8",), seed=0)

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aigc.distribute import global_mean, replica_normal
+from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 from keras_aigc.models.vae import distributions as dists
 from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
 from keras_aigc.models.vae.posterior_params import PosteriorParams
@@ -26,7 +27,7 @@ def _positive_int(name, value):
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class VAE(keras.Model):
+class VAE(MultiWorkerFitMixin, keras.Model):
     """A variational autoencoder whose posterior, prior and likelihood are TFP distributions.
 
     The encoder network outputs the parameters of `q(z | x)`, a diagonal Gaussian or a
@@ -395,11 +396,14 @@ class VAE(keras.Model):
         with tf.GradientTape() as tape:
             per_example, stats = self.per_example_objective(x, onehot, eps, training=True)
             loss = global_mean(per_example)
+            # Identity unless compile() wrapped the optimizer in a LossScaleOptimizer
+            # (mixed_float16).
+            scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         self._update_trackers(stats)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs({m.name: m.result() for m in self.metrics})
 
     def test_step(self, data):
         x, labels = self.unpack_batch(data)
@@ -407,7 +411,7 @@ class VAE(keras.Model):
         eps = self.training_noise(tf.shape(x)[0], 1)
         _, stats = self.per_example_objective(x, self.onehot(labels), eps, training=False)
         self._update_trackers(stats)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs({m.name: m.result() for m in self.metrics})
 
     # ------------------------------------------------------------- public API
     def _prepare(self, x, labels):
