@@ -1,8 +1,10 @@
 """Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
 
 from keras_aigc.models.gan import DCGAN, GAN
+from keras_aigc.models.gan import SNGAN, WGANGP, ConditionalGAN
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
+MODELS.update({"WGANGP": WGANGP, "SNGAN": SNGAN, "ConditionalGAN": ConditionalGAN})
 
 
 def get(name):
@@ -13,3 +15,4 @@ def get(name):
 
 
 __all__ = ["GAN", "DCGAN", "MODELS", "get"]
+__all__ += ["WGANGP", "SNGAN", "ConditionalGAN"]
