@@ -48,7 +48,12 @@ def build_projection_discriminator(image_shape, num_classes, d_filters, kernel_s
     h = wrap(keras.layers.Dense(feature_dim, name="features"))(x)
     h = keras.layers.LeakyReLU(negative_slope=0.1, name="features_act")(h)
     unconditional = wrap(keras.layers.Dense(1, name="psi"))(h)
-    embedded = wrap(keras.layers.Embedding(num_classes, feature_dim, name="projection"))(labels)
+    # The class embedding as a bias-free Dense on one-hot labels (the same map): Keras'
+    # SpectralNormalization casts its output to its input's dtype, which would turn an
+    # Embedding's output into integers.
+    one_hot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot",
+                                            name="one_hot")(labels)
+    embedded = wrap(keras.layers.Dense(feature_dim, use_bias=False, name="projection"))(one_hot)
     projection = keras.layers.Dot(axes=1, name="inner_product")([h, embedded])
     logit = keras.layers.Add(name="logit")([unconditional, projection])
     out = keras.layers.Activation("linear", dtype="float32", name="logit_float32")(logit)
@@ -78,8 +83,9 @@ class ConditionalGAN(GAN):
         kernel_size: int. Convolution kernel size. Defaults to `4`.
         feature_dim: int. Width of the discriminator features and class embedding.
             Defaults to `256`.
-        spectral_norm: bool. Wrap every discriminator layer (the projection embedding
-            included) in `keras.layers.SpectralNormalization`. Defaults to `True`.
+        spectral_norm: bool. Wrap every discriminator weight layer (the class
+            embedding included) in `keras.layers.SpectralNormalization`.
+            Defaults to `True`.
         sync_batchnorm: bool. Synchronized batch norm in the generator. Defaults to `True`.
         loss: str. Defaults to `"hinge"`.
         **kwargs: `d_steps`, `seed`, `ema_decay`, `diff_augment` and the other `GAN`

@@ -78,3 +78,26 @@ def gan_checks():
         fit_two_steps=fit_two_steps, mirrored_fit=check_mirrored_fit,
         bfloat16_fit=check_bfloat16_fit, keras_round_trip=check_keras_round_trip,
     )
+
+
+@pytest.fixture(scope="session")
+def digits_classifier():
+    """A small CNN trained once per session on `digits` (32x32, [-1, 1]); ~96% test accuracy."""
+    from keras_aigc import data
+
+    keras.utils.set_random_seed(0)
+    x, y, _ = data.load_arrays("digits", "train")
+    clf = keras.Sequential([
+        keras.Input((32, 32, 1)),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+    clf.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
+    clf.fit(x.astype(np.float32) / 127.5 - 1, y, epochs=15, batch_size=64, verbose=0)
+    x_test, y_test, _ = data.load_arrays("digits", "test")
+    _, accuracy = clf.evaluate(x_test.astype(np.float32) / 127.5 - 1, y_test, verbose=0)
+    assert accuracy > 0.9, accuracy
+    return clf
