@@ -343,7 +343,8 @@ class GAN(keras.Model):
         fake_logits = self.discriminator(self.discriminator_inputs(fake, labels), training=False)
         self._update_trackers(self.d_loss_fn(real_logits, fake_logits),
                               self.g_loss_fn(fake_logits), real_logits, fake_logits)
-        return {m.name: m.result() for m in self.metrics}
+        # The penalty needs input gradients; evaluation reports the adversarial terms.
+        return {m.name: m.result() for m in self.metrics if m is not self.d_penalty_tracker}
 
     # --------------------------------------------------------------- generating
     @property
