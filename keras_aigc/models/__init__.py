@@ -1,7 +1,6 @@
 """Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
 
-from keras_aigc.models.gan import DCGAN, GAN
-from keras_aigc.models.gan import SNGAN, WGANGP, ConditionalGAN
+from keras_aigc.models.gan import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
 MODELS.update({"WGANGP": WGANGP, "SNGAN": SNGAN, "ConditionalGAN": ConditionalGAN})

@@ -29,7 +29,7 @@ def test_translation_is_an_integer_shift_with_zero_fill():
     x = images(n=16)
     out = DiffAugment("translation", translation_ratio=0.25, seed=1)(x).numpy()
     seen = set()
-    for xi, oi in zip(x, out):
+    for xi, oi in zip(x, out, strict=True):
         matches = [(dh, dw) for dh in range(-2, 3) for dw in range(-2, 3)
                    if np.array_equal(oi, shifted(xi, dh, dw))]
         assert len(matches) == 1, matches
@@ -40,7 +40,7 @@ def test_translation_is_an_integer_shift_with_zero_fill():
 def test_cutout_zeroes_one_square_of_the_given_size():
     x = images(n=16)
     out = DiffAugment("cutout", cutout_ratio=0.5, seed=2)(x).numpy()
-    for xi, oi in zip(x, out):
+    for xi, oi in zip(x, out, strict=True):
         hole = oi[..., 0] == 0
         np.testing.assert_array_equal(oi[~hole], xi[~hole])
         rows, cols = np.where(hole.any(1))[0], np.where(hole.any(0))[0]

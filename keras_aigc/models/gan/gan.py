@@ -294,7 +294,7 @@ class GAN(keras.Model):
                 scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
             d_vars = self.discriminator.trainable_variables
             grads = _dense(tape.gradient(scaled_d_loss, d_vars))
-            self.d_optimizer.apply_gradients(zip(grads, d_vars))
+            self.d_optimizer.apply_gradients(zip(grads, d_vars, strict=True))
 
         z = self.sample_latents(local_batch, self.d_steps)
         with tf.GradientTape() as tape:
@@ -306,7 +306,7 @@ class GAN(keras.Model):
             scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
         grads = _dense(tape.gradient(scaled_g_loss, g_vars))
-        self.g_optimizer.apply_gradients(zip(grads, g_vars))
+        self.g_optimizer.apply_gradients(zip(grads, g_vars, strict=True))
         self.after_generator_update()
 
         self._update_trackers(d_per_example, g_per_example, real_logits, fake_logits)
@@ -320,7 +320,7 @@ class GAN(keras.Model):
             return
         decay = self.ema_decay
         # clone_model keeps the weight order; the EMA copy itself is frozen.
-        for ema_w, w in zip(self.ema_generator.weights, self.generator.weights):
+        for ema_w, w in zip(self.ema_generator.weights, self.generator.weights, strict=True):
             if w.trainable:
                 ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
             else:

@@ -65,7 +65,7 @@ def check_keras_round_trip(model, tmp_path, labels=False):
     kwargs = {"labels": [2, 0, 1, 1]} if labels else {}
     np.testing.assert_array_equal(loaded.generate(4, seed=7, **kwargs),
                                   model.generate(4, seed=7, **kwargs))
-    for a, b in zip(loaded.discriminator.weights, model.discriminator.weights):
+    for a, b in zip(loaded.discriminator.weights, model.discriminator.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(loaded.d_optimizer.iterations.numpy()) == int(model.d_optimizer.iterations.numpy())
     return loaded

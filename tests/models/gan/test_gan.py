@@ -77,7 +77,7 @@ def test_ema_weights_are_stored_in_keras_files(gan_checks, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.ema_decay == 0.5
-    for a, b in zip(loaded.ema_generator.weights, model.ema_generator.weights):
+    for a, b in zip(loaded.ema_generator.weights, model.ema_generator.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_array_equal(loaded.generate(3, seed=1), model.generate(3, seed=1))
 
