@@ -10,13 +10,6 @@ from keras_aigc.layers.diff_augment import DiffAugment
 from keras_aigc.losses import penalties
 
 
-def _dense(grads):
-    # Embedding gradients arrive as IndexedSlices whose size differs between replicas;
-    # MirroredStrategy's collective all-reduce of them fails with a shape mismatch, so
-    # reduce dense tensors (class-embedding tables are small).
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-
-
 def _new_seed():
     return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
 
@@ -293,7 +286,7 @@ class GAN(keras.Model):
                 d_loss = global_mean(d_per_example)
                 scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
             d_vars = self.discriminator.trainable_variables
-            grads = _dense(tape.gradient(scaled_d_loss, d_vars))
+            grads = tape.gradient(scaled_d_loss, d_vars)
             self.d_optimizer.apply_gradients(zip(grads, d_vars, strict=True))
 
         z = self.sample_latents(local_batch, self.d_steps)
@@ -305,7 +298,7 @@ class GAN(keras.Model):
             g_loss = global_mean(g_per_example)
             scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
-        grads = _dense(tape.gradient(scaled_g_loss, g_vars))
+        grads = tape.gradient(scaled_g_loss, g_vars)
         self.g_optimizer.apply_gradients(zip(grads, g_vars, strict=True))
         self.after_generator_update()
 

@@ -32,8 +32,23 @@ def fit_two_steps(make_model, labels=False, strategy=None, **compile_kwargs):
     return model, history
 
 
+_STRATEGY = []
+
+
+def mirrored_strategy():
+    """One 2-replica MirroredStrategy per process.
+
+    Every MirroredStrategy on the same devices numbers its collective ops from the same
+    keys, so a second instance in one process makes all-reduces of different models
+    collide ("Shape mismatch in the collective instance").
+    """
+    if not _STRATEGY:
+        _STRATEGY.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _STRATEGY[0]
+
+
 def check_mirrored_fit(make_model, labels=False):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy()
     assert strategy.num_replicas_in_sync == 2
     model, history = fit_two_steps(make_model, labels=labels, strategy=strategy)
     assert {"d_loss", "g_loss"} <= set(history.history)
