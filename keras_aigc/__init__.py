@@ -15,11 +15,12 @@ from keras_aigc import (  # noqa: E402
     callbacks,
     data,
     distribute,
-    export,  # noqa: E402
+    export,
+    layers,
     losses,
     models,
     utils,
 )
 
-__all__ = ["callbacks", "data", "distribute", "losses", "models", "utils", "__version__"]
-__all__ += ["export"]
+__all__ = ["callbacks", "data", "distribute", "export", "layers", "losses", "models", "utils",
+           "__version__"]

@@ -14,15 +14,16 @@ def register_gan_loss(name, generator_loss, discriminator_loss):
 
 def get_gan_loss(name):
     """Returns `(generator_loss, discriminator_loss)` for a registered family name."""
-    if name not in GAN_LOSSES:
+    if not isinstance(name, str) or name not in GAN_LOSSES:
         raise ValueError(
             f"Unrecognized GAN loss={name!r}. Supported losses are: {sorted(GAN_LOSSES)}."
         )
     return GAN_LOSSES[name]
 
 
-register_gan_loss(
-    "non_saturating",
-    adversarial.non_saturating_generator_loss,
-    adversarial.non_saturating_discriminator_loss,
-)
+for _family in ("minimax", "non_saturating", "least_squares", "wasserstein", "hinge"):
+    register_gan_loss(
+        _family,
+        getattr(adversarial, f"{_family}_generator_loss"),
+        getattr(adversarial, f"{_family}_discriminator_loss"),
+    )

@@ -1,4 +1,8 @@
+from keras_aigc.models.gan.conditional_gan import ConditionalGAN
 from keras_aigc.models.gan.dcgan import DCGAN, build_dcgan_discriminator, build_dcgan_generator
 from keras_aigc.models.gan.gan import GAN
+from keras_aigc.models.gan.sngan import SNGAN
+from keras_aigc.models.gan.wgan_gp import WGANGP
 
 __all__ = ["GAN", "DCGAN", "build_dcgan_generator", "build_dcgan_discriminator"]
+__all__ += ["WGANGP", "SNGAN", "ConditionalGAN"]

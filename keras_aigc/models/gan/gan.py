@@ -7,6 +7,8 @@ import tensorflow as tf
 from keras_aigc import losses as losses_lib
 from keras_aigc.distribute import global_mean, replica_normal
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
+from keras_aigc.layers.diff_augment import DiffAugment
+from keras_aigc.losses import penalties
 
 
 def _new_seed():
@@ -33,6 +35,19 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         value_range: tuple. `(low, high)` of generated pixels. Defaults to `(-1, 1)`.
         seed: int. Seed of the latent stream used in training; drawn at random when
             `None` and then stored in the config.
+        penalty: str or None. Discriminator regularizer added to its per-example loss:
+            `"gradient_penalty"` (WGAN-GP, on interpolates), `"one_sided_gradient_penalty"`
+            or `"r1"` (on real data). Defaults to `None`.
+        penalty_weight: float. The penalty's coefficient (lambda for the gradient
+            penalty, gamma for R1). Defaults to `10.0`.
+        ema_decay: float or None. When set, keeps an exponential moving average of the
+            generator weights, `ema = decay * ema + (1 - decay) * w` after every generator
+            update (non-trainable state such as batch-norm statistics is copied);
+            `generate()`, `call()` and `inference_generator` then use it, and it is saved
+            in `.keras` files. Defaults to `None`.
+        diff_augment: str, list or None. DiffAugment policy (`"color"`, `"translation"`,
+            `"cutout"`, or a comma-separated mix) applied to real and fake images before
+            D during training only. Defaults to `None`.
 
     Example:
 
@@ -47,10 +62,18 @@ class GAN(MultiWorkerFitMixin, keras.Model):
     """
 
     def __init__(self, generator, discriminator, latent_dim, loss="non_saturating",
-                 d_steps=1, value_range=(-1.0, 1.0), seed=None, **kwargs):
+                 d_steps=1, value_range=(-1.0, 1.0), seed=None, penalty=None,
+                 penalty_weight=10.0, ema_decay=None, diff_augment=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 1:
             raise ValueError(f"d_steps must be an integer >= 1, got d_steps={d_steps!r}.")
+        penalties.check_penalty(penalty, penalty_weight)
+        if ema_decay is not None and (isinstance(ema_decay, bool)
+                                      or not isinstance(ema_decay, (int, float))
+                                      or not 0.0 <= ema_decay < 1.0):
+            raise ValueError(
+                f"ema_decay must be None or a number in [0, 1), got ema_decay={ema_decay!r}."
+            )
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}.")
         self.generator = generator
@@ -61,10 +84,22 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         self.d_steps = d_steps
         self.value_range = tuple(float(v) for v in value_range)
         self.seed = _new_seed() if seed is None else int(seed)
+        self.penalty = penalty
+        self.penalty_weight = float(penalty_weight)
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.diff_augment = (None if diff_augment is None
+                             else DiffAugment.parse_policy(diff_augment))
+        self.augmenter = (None if self.diff_augment is None
+                          else DiffAugment(self.diff_augment, seed=self.seed,
+                                           name="diff_augment"))
+        self.ema_generator = None
+        if generator.built:
+            self._make_ema_generator()
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_accuracy = keras.metrics.Mean(name="d_real_accuracy")
         self.d_fake_accuracy = keras.metrics.Mean(name="d_fake_accuracy")
+        self.d_penalty_tracker = keras.metrics.Mean(name="d_penalty")
         self.g_optimizer = None
         self.d_optimizer = None
         if generator.built and discriminator.built:
@@ -74,6 +109,8 @@ class GAN(MultiWorkerFitMixin, keras.Model):
     def build(self, input_shape=None):
         if not self.generator.built:
             self.generator.build((None, self.latent_dim))
+        if self.ema_generator is None:
+            self._make_ema_generator()
         if not self.discriminator.built:
             self.discriminator.build(self.generator.compute_output_shape((None, self.latent_dim)))
         self.built = True
@@ -83,8 +120,21 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         return tuple(self.generator.output_shape[1:])
 
     def call(self, inputs, training=False):
-        """Generates images from latents `(B, latent_dim)`."""
-        return self.generator(inputs, training=training)
+        """Generates images from generator inputs (latents `(B, latent_dim)`).
+
+        In inference (`training=False`) this is `inference_generator`, the EMA
+        generator when `ema_decay` is set.
+        """
+        if training:
+            return self.generator(inputs, training=True)
+        return self.inference_generator(inputs, training=False)
+
+    def _make_ema_generator(self):
+        if self.ema_decay is None:
+            return
+        self.ema_generator = keras.models.clone_model(self.generator)
+        self.ema_generator.set_weights(self.generator.get_weights())
+        self.ema_generator.trainable = False
 
     # ---------------------------------------------------------------- compiling
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
@@ -103,19 +153,27 @@ class GAN(MultiWorkerFitMixin, keras.Model):
                 "choose the adversarial loss with the model's `loss` argument."
             )
         kwargs.setdefault("jit_compile", False)
+        auto_scale_loss = kwargs.get("auto_scale_loss", True)
         super().compile(**kwargs)
+        # keras.Model.compile defaults to an RMSprop over all weights that train_step never
+        # uses; it would be built, saved and restored for nothing.
+        self.optimizer = None
         with self.distribute_strategy.scope():
             self.g_optimizer = self._make_optimizer(g_optimizer, "g_optimizer")
             self.d_optimizer = self._make_optimizer(d_optimizer, "d_optimizer")
-            if self.dtype_policy.name == "mixed_float16":
-                # float16 gradients underflow without loss scaling (Keras does this for
-                # `self.optimizer` only, not for our two optimizers).
-                self.g_optimizer, self.d_optimizer = (
-                    o if isinstance(o, keras.optimizers.LossScaleOptimizer)
-                    else keras.optimizers.LossScaleOptimizer(o)
-                    for o in (self.g_optimizer, self.d_optimizer))
+            # Keras only wraps `self.optimizer` for float16; both of ours need it.
+            if auto_scale_loss and self.dtype_policy.name == "mixed_float16":
+                self.g_optimizer = self._loss_scaled(self.g_optimizer, "g")
+                self.d_optimizer = self._loss_scaled(self.d_optimizer, "d")
             if self.built:
                 self.build_optimizers()
+
+    @staticmethod
+    def _loss_scaled(optimizer, prefix):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer
+        return keras.optimizers.LossScaleOptimizer(
+            optimizer, name=f"{prefix}_loss_scale_optimizer")
 
     def default_optimizer(self, which):
         """The optimizer used when compile() gets none; subclasses change it."""
@@ -161,8 +219,11 @@ class GAN(MultiWorkerFitMixin, keras.Model):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_accuracy,
-                self.d_fake_accuracy]
+        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_real_accuracy,
+                    self.d_fake_accuracy]
+        if self.penalty is not None:
+            trackers.append(self.d_penalty_tracker)
+        return trackers
 
     # ----------------------------------------------------------------- training
     def unpack_batch(self, data):
@@ -188,12 +249,28 @@ class GAN(MultiWorkerFitMixin, keras.Model):
 
     def discriminator_regularizer(self, real, fake, labels):
         """Extra per-example D loss (gradient penalties); `None` for none."""
-        del real, fake, labels
-        return None
+        if self.penalty is None:
+            return None
+
+        def critic(images):
+            return self.discriminator(self.discriminator_inputs(images, labels), training=True)
+
+        if self.penalty == "r1":
+            return losses_lib.r1_penalty(critic, real, weight=self.penalty_weight)
+        # One interpolation weight per example, replica-exact like the latents; negative
+        # counters keep this stream disjoint from the latent draws.
+        counter = -1 - tf.cast(self.d_optimizer.iterations, tf.int64)
+        z = replica_normal(self.seed, counter, tf.shape(real)[0], 1)
+        alpha = 0.5 * (1.0 + tf.math.erf(z[:, 0] / np.sqrt(2.0)))
+        return losses_lib.gradient_penalty(
+            critic, real, fake, alpha, weight=self.penalty_weight,
+            one_sided=self.penalty == "one_sided_gradient_penalty")
 
     def augment(self, images):
         """Differentiable augmentation applied to real and fake images before D."""
-        return images
+        if self.augmenter is None:
+            return images
+        return self.augmenter(images, training=True)
 
     def train_step(self, data):
         real, labels = self.unpack_batch(data)
@@ -211,10 +288,10 @@ class GAN(MultiWorkerFitMixin, keras.Model):
                 if reg is not None:
                     d_per_example = d_per_example + reg
                 d_loss = global_mean(d_per_example)
-                d_scaled = self.d_optimizer.scale_loss(d_loss)
+                scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
             d_vars = self.discriminator.trainable_variables
-            grads = tape.gradient(d_scaled, d_vars)
-            self.d_optimizer.apply_gradients(zip(grads, d_vars))
+            grads = tape.gradient(scaled_d_loss, d_vars)
+            self.d_optimizer.apply_gradients(zip(grads, d_vars, strict=True))
 
         z = self.sample_latents(local_batch, self.d_steps)
         with tf.GradientTape() as tape:
@@ -223,17 +300,28 @@ class GAN(MultiWorkerFitMixin, keras.Model):
                 self.discriminator_inputs(self.augment(fake), labels), training=True)
             g_per_example = self.g_loss_fn(fake_logits_g)
             g_loss = global_mean(g_per_example)
-            g_scaled = self.g_optimizer.scale_loss(g_loss)
+            scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
         g_vars = self.generator.trainable_variables
-        grads = tape.gradient(g_scaled, g_vars)
-        self.g_optimizer.apply_gradients(zip(grads, g_vars))
+        grads = tape.gradient(scaled_g_loss, g_vars)
+        self.g_optimizer.apply_gradients(zip(grads, g_vars, strict=True))
         self.after_generator_update()
 
         self._update_trackers(d_per_example, g_per_example, real_logits, fake_logits)
+        if reg is not None:
+            self.d_penalty_tracker.update_state(reg)
         return self.step_logs({m.name: m.result() for m in self.metrics})
 
     def after_generator_update(self):
-        """Hook run after each generator update (e.g. an EMA of its weights)."""
+        """Hook run after each generator update: the EMA of its weights when on."""
+        if self.ema_generator is None:
+            return
+        decay = self.ema_decay
+        # clone_model keeps the weight order; the EMA copy itself is frozen.
+        for ema_w, w in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+            if w.trainable:
+                ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
+            else:
+                ema_w.assign(w)
 
     def _update_trackers(self, d_per_example, g_per_example, real_logits, fake_logits):
         def flat(logits):
@@ -252,13 +340,15 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         fake_logits = self.discriminator(self.discriminator_inputs(fake, labels), training=False)
         self._update_trackers(self.d_loss_fn(real_logits, fake_logits),
                               self.g_loss_fn(fake_logits), real_logits, fake_logits)
-        return self.step_logs({m.name: m.result() for m in self.metrics})
+        # The penalty needs input gradients; evaluation reports the adversarial terms.
+        return self.step_logs(
+            {m.name: m.result() for m in self.metrics if m is not self.d_penalty_tracker})
 
     # --------------------------------------------------------------- generating
     @property
     def inference_generator(self):
         """The generator used by `generate()` and by export (EMA weights when on)."""
-        return self.generator
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     def latents(self, n, seed=None):
         """`n` standard-normal latents as float32 numpy; reproducible for an int seed."""
@@ -304,6 +394,10 @@ class GAN(MultiWorkerFitMixin, keras.Model):
             "d_steps": self.d_steps,
             "value_range": list(self.value_range),
             "seed": self.seed,
+            "penalty": self.penalty,
+            "penalty_weight": self.penalty_weight,
+            "ema_decay": self.ema_decay,
+            "diff_augment": None if self.diff_augment is None else list(self.diff_augment),
         })
         return config
 

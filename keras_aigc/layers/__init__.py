@@ -1,0 +1,5 @@
+"""Building blocks shared by the models."""
+
+from keras_aigc.layers.diff_augment import DiffAugment
+
+__all__ = ["DiffAugment"]

@@ -1,0 +1,214 @@
+"""Class-conditional GAN: label-embedding generator, projection discriminator."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_aigc.models.gan.dcgan import build_dcgan_generator
+from keras_aigc.models.gan.gan import GAN
+from keras_aigc.models.gan.wgan_gp import check_image_args
+
+
+def build_conditional_generator(image_shape, latent_dim, num_classes, embedding_dim,
+                                g_filters, kernel_size, sync_batchnorm, name="generator"):
+    """`[z, labels] -> image`: the label embedding is concatenated to `z`.
+
+    A functional model with an int32 `labels` input of shape `(B,)`, so it exports with
+    two named inputs (`z`, `labels`).
+    """
+    z = keras.Input((latent_dim,), name="z")
+    labels = keras.Input((), dtype="int32", name="labels")
+    emb = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(labels)
+    h = keras.layers.Concatenate(name="z_and_label")([z, emb])
+    trunk = build_dcgan_generator(image_shape, latent_dim + embedding_dim, g_filters,
+                                  kernel_size, sync_batchnorm, name="trunk")
+    return keras.Model([z, labels], trunk(h), name=name)
+
+
+def build_projection_discriminator(image_shape, num_classes, d_filters, kernel_size,
+                                   feature_dim, spectral_norm, name="discriminator"):
+    """`[image, labels] -> logit = psi(phi(x)) + <embed(y), phi(x)>`.
+
+    `phi` is a strided conv stack and a dense feature layer, `psi` a linear layer and
+    `embed` a class embedding of the same width as the features (Miyato & Koyama 2018).
+    """
+    def wrap(layer):
+        if not spectral_norm:
+            return layer
+        return keras.layers.SpectralNormalization(layer, name=f"sn_{layer.name}")
+
+    x_in = keras.Input(tuple(image_shape), name="image")
+    labels = keras.Input((), dtype="int32", name="labels")
+    x = x_in
+    for i, filters in enumerate(d_filters):
+        x = wrap(keras.layers.Conv2D(filters, kernel_size, strides=2, padding="same",
+                                     name=f"down{i}"))(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.1, name=f"down{i}_act")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    h = wrap(keras.layers.Dense(feature_dim, name="features"))(x)
+    h = keras.layers.LeakyReLU(negative_slope=0.1, name="features_act")(h)
+    unconditional = wrap(keras.layers.Dense(1, name="psi"))(h)
+    # The class embedding as a bias-free Dense on one-hot labels (the same map): Keras'
+    # SpectralNormalization casts its output to its input's dtype, which would turn an
+    # Embedding's output into integers.
+    one_hot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot",
+                                            name="one_hot")(labels)
+    embedded = wrap(keras.layers.Dense(feature_dim, use_bias=False, name="projection"))(one_hot)
+    projection = keras.layers.Dot(axes=1, name="inner_product")([h, embedded])
+    logit = keras.layers.Add(name="logit")([unconditional, projection])
+    out = keras.layers.Activation("linear", dtype="float32", name="logit_float32")(logit)
+    return keras.Model([x_in, labels], out, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_aigc")
+class ConditionalGAN(GAN):
+    """Class-conditional GAN with a projection discriminator.
+
+    The generator concatenates a learned label embedding to the latent vector and runs
+    the DCGAN generator; the discriminator is a projection discriminator, whose logit
+    is an unconditional score plus the inner product of a class embedding with the
+    image features. Training data are `(images, labels)` batches
+    (`keras_aigc.data.load(..., labels=True)`); generated images during training use the
+    labels of the real batch.
+
+    Args:
+        num_classes: int. Number of classes; labels are in `[0, num_classes)`.
+        image_shape: tuple. `(H, W, C)` of the images. Defaults to `(28, 28, 1)`.
+        latent_dim: int. Size of the latent vector. Defaults to `100`.
+        embedding_dim: int. Width of the generator's label embedding. Defaults to `50`.
+        g_filters: tuple of int. Generator channels (see `build_dcgan_generator`).
+            Defaults to `(256, 128, 64)`.
+        d_filters: tuple of int. Discriminator channels per stride-2 conv.
+            Defaults to `(64, 128)`.
+        kernel_size: int. Convolution kernel size. Defaults to `4`.
+        feature_dim: int. Width of the discriminator features and class embedding.
+            Defaults to `256`.
+        spectral_norm: bool. Wrap every discriminator weight layer (the class
+            embedding included) in `keras.layers.SpectralNormalization`.
+            Defaults to `True`.
+        sync_batchnorm: bool. Synchronized batch norm in the generator. Defaults to `True`.
+        loss: str. Defaults to `"hinge"`.
+        **kwargs: `d_steps`, `seed`, `ema_decay`, `diff_augment` and the other `GAN`
+            arguments.
+
+    Example:
+
+    ```python
+    gan = keras_aigc.models.ConditionalGAN(num_classes=10, image_shape=(28, 28, 1))
+    gan.compile()
+    gan.fit(keras_aigc.data.load("npz:mnist.npz", labels=True), epochs=1)
+    sevens = gan.generate(16, labels=[7] * 16, seed=0)
+    ```
+
+    Reference:
+        Mirza & Osindero. Conditional Generative Adversarial Nets, 2014.
+        Miyato & Koyama. cGANs with Projection Discriminator, ICLR 2018.
+    """
+
+    def __init__(self, num_classes, image_shape=(28, 28, 1), latent_dim=100, embedding_dim=50,
+                 g_filters=(256, 128, 64), d_filters=(64, 128), kernel_size=4, feature_dim=256,
+                 spectral_norm=True, sync_batchnorm=True, loss="hinge", **kwargs):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+                or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got num_classes={num_classes!r}.")
+        for name, value in (("embedding_dim", embedding_dim), ("feature_dim", feature_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
+        image_shape = check_image_args(image_shape, g_filters, d_filters)
+        num_classes = int(num_classes)
+        generator = build_conditional_generator(image_shape, latent_dim, num_classes,
+                                                embedding_dim, g_filters, kernel_size,
+                                                sync_batchnorm)
+        discriminator = build_projection_discriminator(image_shape, num_classes, d_filters,
+                                                       kernel_size, feature_dim,
+                                                       spectral_norm)
+        super().__init__(generator=generator, discriminator=discriminator,
+                         latent_dim=latent_dim, loss=loss, **kwargs)
+        self.num_classes = num_classes
+        self._image_shape_arg = image_shape
+        self.embedding_dim = embedding_dim
+        self.g_filters = tuple(int(f) for f in g_filters)
+        self.d_filters = tuple(int(f) for f in d_filters)
+        self.kernel_size = int(kernel_size)
+        self.feature_dim = feature_dim
+        self.spectral_norm = bool(spectral_norm)
+        self.sync_batchnorm = bool(sync_batchnorm)
+
+    # --------------------------------------------------------------- conditioning
+    def unpack_batch(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) < 2:
+            raise ValueError(
+                "ConditionalGAN trains on (images, labels) batches; load the data with "
+                "keras_aigc.data.load(..., labels=True)."
+            )
+        return data[0], data[1]
+
+    def generator_inputs(self, z, labels):
+        return [z, tf.cast(labels, tf.int32)]
+
+    def discriminator_inputs(self, images, labels):
+        return [images, tf.cast(labels, tf.int32)]
+
+    # ------------------------------------------------------------------ generate
+    def check_labels(self, labels, n):
+        """Labels for `generate(n, labels)` as int32 `(n,)`; cycles the classes when None."""
+        if labels is None:
+            return (np.arange(n) % self.num_classes).astype(np.int32)
+        arr = np.asarray(labels)
+        if arr.ndim == 0:
+            arr = np.full(n, arr)
+        if arr.dtype.kind not in "iu" and not (
+                arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise ValueError(f"labels must be integers, got labels of dtype {arr.dtype}.")
+        if arr.ndim != 1 or len(arr) != n:
+            raise ValueError(
+                f"labels must hold one label per image: expected shape ({n},), got "
+                f"labels of shape {arr.shape}."
+            )
+        bad = arr[(arr < 0) | (arr >= self.num_classes)]
+        if bad.size:
+            raise ValueError(
+                f"labels must be in [0, {self.num_classes}) (num_classes={self.num_classes}), "
+                f"got labels={bad[:5].tolist()}."
+            )
+        return arr.astype(np.int32)
+
+    def generate(self, n, labels=None, seed=None, batch_size=256):
+        """Generates `n` images of the given classes as float32 numpy `(n, H, W, C)`.
+
+        Args:
+            n: int. Number of images.
+            labels: int or sequence of `n` ints in `[0, num_classes)`. Defaults to
+                cycling through the classes `0, 1, ..., num_classes - 1, 0, ...`.
+            seed: int. Makes the latents, hence the images, reproducible.
+            batch_size: int. Images per generator call.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer, got n={n!r}.")
+        labels = self.check_labels(labels, int(n))
+        z = self.latents(int(n), seed)
+        return self.generate_from_latents(z, labels, batch_size=batch_size)
+
+    def generate_from_latents(self, z, labels=None, batch_size=256):
+        labels = self.check_labels(labels, len(z))
+        return super().generate_from_latents(z, labels, batch_size=batch_size)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["generator"], config["discriminator"]
+        config.update({
+            "num_classes": self.num_classes,
+            "image_shape": list(self._image_shape_arg),
+            "embedding_dim": self.embedding_dim,
+            "g_filters": list(self.g_filters),
+            "d_filters": list(self.d_filters),
+            "kernel_size": self.kernel_size,
+            "feature_dim": self.feature_dim,
+            "spectral_norm": self.spectral_norm,
+            "sync_batchnorm": self.sync_batchnorm,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

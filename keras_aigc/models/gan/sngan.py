@@ -1,0 +1,117 @@
+"""SNGAN: spectral normalization on every discriminator layer, hinge loss."""
+
+import keras
+
+from keras_aigc.models.gan.dcgan import build_dcgan_generator
+from keras_aigc.models.gan.gan import GAN
+from keras_aigc.models.gan.wgan_gp import check_image_args
+
+
+def build_sngan_discriminator(image_shape, d_filters, kernel_size, power_iterations=1,
+                              name="discriminator"):
+    """Conv stack where every weight layer is wrapped in `keras.layers.SpectralNormalization`.
+
+    Each entry of `d_filters` gives a stride-1 3x3 conv and a stride-2 `kernel_size`
+    conv (the "standard CNN" of Miyato et al. 2018, Table 3), LeakyReLU(0.1), then a
+    spectrally normalized linear layer to one logit.
+    """
+    def sn(layer):
+        return keras.layers.SpectralNormalization(layer, power_iterations=power_iterations,
+                                                  name=f"sn_{layer.name}")
+
+    x_in = keras.Input(tuple(image_shape), name="image")
+    x = x_in
+    for i, filters in enumerate(d_filters):
+        x = sn(keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}a"))(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.1, name=f"conv{i}a_act")(x)
+        x = sn(keras.layers.Conv2D(filters, kernel_size, strides=2, padding="same",
+                                   name=f"conv{i}b"))(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.1, name=f"conv{i}b_act")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = sn(keras.layers.Dense(1, name="logit"))(x)
+    # SpectralNormalization casts back to its input's dtype: float32 at the boundary.
+    out = keras.layers.Activation("linear", dtype="float32", name="logit_float32")(x)
+    return keras.Model(x_in, out, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_aigc")
+class SNGAN(GAN):
+    """GAN with a spectrally normalized discriminator and the hinge loss.
+
+    Every convolution and dense layer of the discriminator is wrapped in
+    `keras.layers.SpectralNormalization`, which divides its kernel by a power-iteration
+    estimate of its largest singular value at every training call, so that each layer
+    is (about) 1-Lipschitz.
+
+    Args:
+        image_shape: tuple. `(H, W, C)` of the images. Defaults to `(28, 28, 1)`.
+        latent_dim: int. Size of the latent vector. Defaults to `100`.
+        g_filters: tuple of int. Generator channels, base resolution first (see
+            `build_dcgan_generator`). Defaults to `(256, 128, 64)`.
+        d_filters: tuple of int. Discriminator channels per resolution.
+            Defaults to `(64, 128)`.
+        kernel_size: int. Size of the strided kernels. Defaults to `4`.
+        power_iterations: int. Power iterations per training call. Defaults to `1`.
+        sync_batchnorm: bool. Synchronized batch norm in the generator under
+            tf.distribute. Defaults to `True`.
+        loss: str. Defaults to `"hinge"`.
+        **kwargs: `d_steps`, `seed`, `ema_decay`, `diff_augment` and the other `GAN`
+            arguments.
+
+    `compile()` defaults to `Adam(2e-4, beta_1=0.5, beta_2=0.999)` (setting C of the
+    paper, one D step per G step).
+
+    Example:
+
+    ```python
+    gan = keras_aigc.models.SNGAN(image_shape=(28, 28, 1))
+    gan.compile()
+    gan.fit(keras_aigc.data.load("npz:mnist.npz", batch_size=64), epochs=1)
+    ```
+
+    Reference:
+        Miyato, Kataoka, Koyama, Yoshida. Spectral Normalization for Generative
+        Adversarial Networks, ICLR 2018.
+    """
+
+    def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
+                 d_filters=(64, 128), kernel_size=4, power_iterations=1, sync_batchnorm=True,
+                 loss="hinge", **kwargs):
+        image_shape = check_image_args(image_shape, g_filters, d_filters)
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) \
+                or power_iterations < 1:
+            raise ValueError("power_iterations must be an integer >= 1, got "
+                             f"power_iterations={power_iterations!r}.")
+        generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
+                                          sync_batchnorm)
+        discriminator = build_sngan_discriminator(image_shape, d_filters, kernel_size,
+                                                  power_iterations)
+        super().__init__(generator=generator, discriminator=discriminator,
+                         latent_dim=latent_dim, loss=loss, **kwargs)
+        self._image_shape_arg = image_shape
+        self.g_filters = tuple(int(f) for f in g_filters)
+        self.d_filters = tuple(int(f) for f in d_filters)
+        self.kernel_size = int(kernel_size)
+        self.power_iterations = power_iterations
+        self.sync_batchnorm = bool(sync_batchnorm)
+
+    def default_optimizer(self, which):
+        del which
+        return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["generator"], config["discriminator"]
+        config.update({
+            "image_shape": list(self._image_shape_arg),
+            "g_filters": list(self.g_filters),
+            "d_filters": list(self.d_filters),
+            "kernel_size": self.kernel_size,
+            "power_iterations": self.power_iterations,
+            "sync_batchnorm": self.sync_batchnorm,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,112 @@
+"""WGAN-GP: Wasserstein loss, a batch-norm-free critic and the gradient penalty."""
+
+import keras
+
+from keras_aigc.models.gan.dcgan import build_dcgan_generator
+from keras_aigc.models.gan.gan import GAN
+
+
+def build_wgan_critic(image_shape, d_filters, kernel_size, name="critic"):
+    """Strided Conv2D + LeakyReLU stack and one linear score; no batch normalization.
+
+    The gradient penalty is defined per example, so the critic must not mix examples of
+    a batch (Gulrajani et al. 2017, section 4).
+    """
+    x_in = keras.Input(tuple(image_shape), name="image")
+    x = x_in
+    for i, filters in enumerate(d_filters):
+        x = keras.layers.Conv2D(filters, kernel_size, strides=2, padding="same",
+                                name=f"down{i}")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{i}_act")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    out = keras.layers.Dense(1, dtype="float32", name="score")(x)
+    return keras.Model(x_in, out, name=name)
+
+
+def check_image_args(image_shape, g_filters, d_filters):
+    image_shape = tuple(int(d) for d in image_shape)
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be (H, W, C), got image_shape={image_shape!r}.")
+    if len(g_filters) < 2:
+        raise ValueError(f"g_filters needs at least 2 entries, got g_filters={tuple(g_filters)!r}.")
+    if not d_filters:
+        raise ValueError("d_filters needs at least 1 entry, got d_filters=().")
+    return image_shape
+
+
+@keras.saving.register_keras_serializable(package="keras_aigc")
+class WGANGP(GAN):
+    """Wasserstein GAN with gradient penalty.
+
+    The generator is the DCGAN generator; the critic is a strided convolution stack
+    without batch normalization. The critic is updated `d_steps` (5) times per
+    generator update with the Wasserstein loss plus `penalty_weight` (10) times the
+    gradient penalty on random interpolates of real and generated images.
+
+    Args:
+        image_shape: tuple. `(H, W, C)` of the images. Defaults to `(28, 28, 1)`.
+        latent_dim: int. Size of the latent vector. Defaults to `100`.
+        g_filters: tuple of int. Generator channels, base resolution first (see
+            `build_dcgan_generator`). Defaults to `(256, 128, 64)`.
+        d_filters: tuple of int. Critic channels per stride-2 conv.
+            Defaults to `(64, 128)`.
+        kernel_size: int. Convolution kernel size. Defaults to `5`.
+        sync_batchnorm: bool. Synchronized batch norm in the generator under
+            tf.distribute. Defaults to `True`.
+        loss: str. Defaults to `"wasserstein"`.
+        d_steps: int. Critic updates per generator update. Defaults to `5`.
+        penalty: str. Defaults to `"gradient_penalty"`
+            (`"one_sided_gradient_penalty"` is the variant of Petzka et al. 2018).
+        penalty_weight: float. lambda. Defaults to `10.0`.
+        **kwargs: `seed`, `ema_decay`, `diff_augment` and the other `GAN` arguments.
+
+    `compile()` defaults to `Adam(1e-4, beta_1=0.5, beta_2=0.9)` for both networks.
+
+    Example:
+
+    ```python
+    gan = keras_aigc.models.WGANGP(image_shape=(28, 28, 1), latent_dim=100)
+    gan.compile()
+    gan.fit(keras_aigc.data.load("npz:mnist.npz", batch_size=64), epochs=1)
+    ```
+
+    Reference:
+        Gulrajani, Ahmed, Arjovsky, Dumoulin, Courville. Improved Training of
+        Wasserstein GANs, NeurIPS 2017.
+    """
+
+    def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
+                 d_filters=(64, 128), kernel_size=5, sync_batchnorm=True, loss="wasserstein",
+                 d_steps=5, penalty="gradient_penalty", penalty_weight=10.0, **kwargs):
+        image_shape = check_image_args(image_shape, g_filters, d_filters)
+        generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
+                                          sync_batchnorm)
+        critic = build_wgan_critic(image_shape, d_filters, kernel_size)
+        super().__init__(generator=generator, discriminator=critic, latent_dim=latent_dim,
+                         loss=loss, d_steps=d_steps, penalty=penalty,
+                         penalty_weight=penalty_weight, **kwargs)
+        self._image_shape_arg = image_shape
+        self.g_filters = tuple(int(f) for f in g_filters)
+        self.d_filters = tuple(int(f) for f in d_filters)
+        self.kernel_size = int(kernel_size)
+        self.sync_batchnorm = bool(sync_batchnorm)
+
+    def default_optimizer(self, which):
+        del which
+        return keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.5, beta_2=0.9)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["generator"], config["discriminator"]
+        config.update({
+            "image_shape": list(self._image_shape_arg),
+            "g_filters": list(self.g_filters),
+            "d_filters": list(self.d_filters),
+            "kernel_size": self.kernel_size,
+            "sync_batchnorm": self.sync_batchnorm,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
