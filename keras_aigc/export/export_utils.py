@@ -190,6 +190,8 @@ def _gan_spec(model, latent_dim, common, keras):
         inputs, family = [z], "gan"
     else:
         def generate(z_, labels):
+            z_ = keras.ops.convert_to_tensor(z_, "float32")
+            labels = keras.ops.convert_to_tensor(labels, "int32")
             return {"image": gen(model.generator_inputs(z_, labels), training=False)}
         inputs = [z, TensorInfo("labels", LABEL, "int32", (None,))]
         family = "conditional_gan"

@@ -1,15 +1,13 @@
 """Tiny exportable models for the export tests.
 
-DCGAN, VAE and ConditionalVAE are the real classes; the conditional GAN is a stand-in
-following the duck-typed protocol of `keras_aigc.export.export_utils` (a GAN with
-`num_classes` whose generator takes `[z, labels]`).
+All are the real classes (DCGAN, ConditionalGAN, VAE, ConditionalVAE), made tiny.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_aigc.models import DCGAN, GAN, VAE, ConditionalVAE
+from keras_aigc.models import DCGAN, GAN, VAE, ConditionalGAN, ConditionalVAE
 
 LATENT_DIM = 8
 NUM_CLASSES = 3
@@ -33,34 +31,13 @@ def _randomize_batchnorm(model):
             layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
 
 
-@keras.saving.register_keras_serializable(package="keras_aigc")
-class TinyConditionalGAN(GAN):
-    """Stand-in for ConditionalGAN: the generator takes `[z, labels:int32]`."""
-
-    def __init__(self, num_classes=NUM_CLASSES, latent_dim=LATENT_DIM, **kwargs):
-        z = keras.Input((latent_dim,), name="z")
-        labels = keras.Input((), dtype="int32", name="labels")
-        e = keras.layers.Embedding(num_classes, 4)(labels)
-        x = keras.layers.Concatenate()([z, e])
-        x = keras.layers.Dense(4 * 4 * 8, activation="relu")(x)
-        x = keras.layers.Reshape((4, 4, 8))(x)
-        x = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same")(x)
-        x = keras.layers.Activation("tanh")(x)
-        generator = keras.Model([z, labels], x, name="cgen")
-        img = keras.Input((8, 8, 1))
-        d = keras.layers.Dense(1)(keras.layers.Flatten()(img))
-        discriminator = keras.Model(img, d, name="cdisc")
-        kwargs.pop("generator", None), kwargs.pop("discriminator", None)
-        super().__init__(generator=generator, discriminator=discriminator,
-                         latent_dim=latent_dim, **kwargs)
-        self.num_classes = num_classes
-
-    def generator_inputs(self, z, labels):
-        return [z, labels]
-
-
 def tiny_cgan():
-    return TinyConditionalGAN(name="tiny_cgan")
+    """The real ConditionalGAN (label embedding, projection discriminator), small."""
+    model = ConditionalGAN(num_classes=NUM_CLASSES, image_shape=(8, 8, 1),
+                           latent_dim=LATENT_DIM, embedding_dim=4, g_filters=(8, 8, 4),
+                           d_filters=(4,), kernel_size=3, feature_dim=8, name="tiny_cgan")
+    _randomize_batchnorm(model.generator)
+    return model
 
 
 def tiny_vae():
