@@ -145,3 +145,16 @@ def test_dcgan_learns_digits():
     # The untrained generator's mean image is a flat grey far from the digits' mean.
     assert mean_after < 0.5 * mean_before, (mean_before, mean_after)
     assert nn_after < 0.75 * nn_before, (nn_before, nn_after)
+
+
+def test_compile_keeps_only_the_two_gan_optimizers(tmp_path):
+    """Keras' default compile() optimizer (RMSprop over all weights) is not kept or saved."""
+    gan = tiny()
+    gan.compile()
+    assert gan.optimizer is None
+    x = np.zeros((8, 16, 16, 1), np.float32)
+    gan.fit(x, batch_size=8, epochs=1, verbose=0)
+    assert gan.optimizer is None
+    gan.save(str(tmp_path / "m.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "m.keras"))
+    assert loaded.optimizer is None and int(loaded.g_optimizer.iterations) == 1
