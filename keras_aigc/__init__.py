@@ -11,6 +11,7 @@ gan.fit(ds, epochs=5, callbacks=[ka.callbacks.SampleGrid("runs/demo/samples")])
 
 __version__ = "0.1.0"
 
-from keras_aigc import callbacks, data, distribute, losses, models, utils  # noqa: E402
+from keras_aigc import callbacks, data, distribute, losses, metrics, models, utils  # noqa: E402
 
-__all__ = ["callbacks", "data", "distribute", "losses", "models", "utils", "__version__"]
+__all__ = ["callbacks", "data", "distribute", "losses", "metrics", "models", "utils",
+           "__version__"]

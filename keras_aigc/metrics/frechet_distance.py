@@ -1,5 +1,7 @@
 """Frechet distance between Gaussians fitted to two feature sets (FID on Inception features)."""
 
+import warnings
+
 import keras
 import numpy as np
 import scipy.linalg
@@ -54,10 +56,14 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6, imag_tol=1e-3):
         raise ValueError(f"The two feature distributions must have the same dimension, got "
                          f"D={mu1.shape[0]} and D={mu2.shape[0]}.")
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.all(np.isfinite(covmean)):
-        offset = np.eye(len(mu1)) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    with warnings.catch_warnings():
+        # Singular covariances (e.g. dead ReLU features) are common and harmless here:
+        # the result is checked below for non-finite values and imaginary parts instead.
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+        if not np.all(np.isfinite(covmean)):
+            offset = np.eye(len(mu1)) * eps
+            covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         scale = max(np.max(np.abs(covmean.real)), 1e-12)
         worst = np.max(np.abs(covmean.imag))

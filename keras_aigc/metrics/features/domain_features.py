@@ -91,6 +91,7 @@ def train_domain_classifier(source, directory=None, epochs=2, batch_size=128,
         "learning_rate": learning_rate,
         "seed": seed,
         "feature_dim": clf.feature_dim,
+        "directory": os.path.abspath(directory),
         "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "keras_version": keras.__version__,
     }
