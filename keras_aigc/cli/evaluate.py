@@ -221,7 +221,8 @@ def evaluate_vae(model, config, args):
     }
 
 
-def run(args, stream=sys.stdout):
+def run(args, stream=None):
+    stream = stream or sys.stdout
     for name, minimum in (("num_samples", 2), ("nll_samples", 1), ("batch_size", 1)):
         value = getattr(args, name)
         if value < minimum:

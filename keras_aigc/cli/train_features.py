@@ -35,7 +35,8 @@ def split_kwargs(data_section):
     return {k: v for k, v in data_section.items() if k in SPLIT_KEYS}
 
 
-def main(args, stream=sys.stdout):
+def main(args, stream=None):
+    stream = stream or sys.stdout
     from keras_aigc.metrics.features import train_domain_classifier
 
     if args.epochs < 1:
