@@ -9,9 +9,8 @@ import yaml
 
 from keras_aigc import data
 from keras_aigc.cli import config as config_lib
-from keras_aigc.cli import evaluate
+from keras_aigc.cli import evaluate, train
 from keras_aigc.cli import main as cli
-from keras_aigc.cli import train
 from keras_aigc.metrics.features import train_domain_classifier
 
 
