@@ -156,3 +156,11 @@ def test_vae_run_reports_elbo_and_nll(tmp_path):
 def test_bad_num_samples(tmp_path):
     with pytest.raises(ValueError, match="--num-samples must be an integer >= 2, got 1"):
         evaluate.run(eval_args(tmp_path, num_samples=1))
+
+
+def test_inception_features_offline_fail_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.delenv("KERAS_AIGC_INCEPTION_WEIGHTS", raising=False)
+    with pytest.raises(FileNotFoundError, match="--inception-weights PATH"):
+        evaluate.get_extractor(eval_args(tmp_path, features="inception"),
+                               {"data": {"source": "digits"}})
