@@ -224,6 +224,9 @@ class GAN(keras.Model):
 
     def after_generator_update(self):
         """Hook run after each generator update (e.g. an EMA of its weights)."""
+        # An explicit body: AutoGraph cannot convert a docstring-only method and warned
+        # "could not transform" at every trace of train_step.
+        return None
 
     def _update_trackers(self, d_per_example, g_per_example, real_logits, fake_logits):
         def flat(logits):
