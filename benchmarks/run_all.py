@@ -88,12 +88,18 @@ def header():
     ])
 
 
-def run_one(name, timeout, quick):
+def run_one(name, timeout, quick, reuse=False):
     script = os.path.join(HERE, f"{name}.py")
     if not os.path.isfile(script):
         return None, f"_Not run: `benchmarks/{name}.py` does not exist yet._"
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     table_path = os.path.join(HERE, "results", f"{name}.md")
+    if reuse and os.path.isfile(table_path):
+        stamp = datetime.datetime.fromtimestamp(os.path.getmtime(table_path),
+                                                datetime.timezone.utc)
+        with open(table_path) as f:
+            return "reused", (f"{f.read().strip()}\n\n_{name}.py: not re-run; table from an "
+                              f"earlier run at {stamp:%Y-%m-%d %H:%M UTC} (--reuse)._")
     if os.path.exists(table_path):
         os.remove(table_path)
     env = dict(os.environ, KERAS_AIGC_BENCH_MARKDOWN=table_path,
@@ -128,6 +134,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="Smallest budget of each script.")
     p.add_argument("--timeout", type=int, default=1800, help="Seconds per script.")
     p.add_argument("--only", nargs="*", default=None, help="Run only these scripts.")
+    p.add_argument("--reuse", nargs="*", default=(),
+                   help="Include these scripts' last tables from benchmarks/results/ "
+                        "instead of re-running them (marked as such).")
     p.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
     sections = [header()]
@@ -135,7 +144,7 @@ def main(argv=None):
         if args.only and name not in args.only:
             continue
         print(f"[run_all] {name} ...", file=sys.stderr, flush=True)
-        status, body = run_one(name, args.timeout, args.quick)
+        status, body = run_one(name, args.timeout, args.quick, reuse=name in args.reuse)
         print(f"[run_all] {name}: {status or 'missing'}", file=sys.stderr, flush=True)
         sections.append(f"## {title}\n\n{body}")
     with open(args.output, "w") as f:

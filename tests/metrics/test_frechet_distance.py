@@ -83,3 +83,22 @@ def test_invalid_covariance_is_reported_not_dropped():
     bad = np.array([[1.0, 0.0], [0.0, -4.0]])  # not PSD: sqrtm is imaginary
     with pytest.raises(ValueError, match="imaginary component"):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), bad)
+
+
+def test_keras_metric_runs_in_graph_mode():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(size=(200, 4)), rng.normal(1.0, 2.0, size=(200, 4))
+    ref = FeatureStatistics.from_features(real)
+    metric = FrechetDistance(ref.mean, ref.covariance)
+
+    @tf.function
+    def step(batch):
+        metric.update_state(batch)
+        return metric.result()
+
+    for i in range(0, 200, 50):
+        value = step(tf.constant(fake[i:i + 50], tf.float32))
+    expected = frechet_distance_from_features(real, fake.astype(np.float32))
+    assert float(value) == pytest.approx(expected, rel=1e-6)
