@@ -118,12 +118,14 @@ def run_one(name, timeout, quick, reuse=False):
             e.stdout, bytes) else (e.stdout or "")
     wall = time.perf_counter() - t0
     body = []
-    if status == "ok" and os.path.isfile(table_path):
+    if os.path.isfile(table_path):
+        # On a time limit a script may have written a partial table: keep it.
         with open(table_path) as f:
             body.append(f.read().strip())
-    else:
+    if status != "ok":
         tail = "\n".join(line for line in output.splitlines()
-                         if not line.startswith(("I0000", "WARNING: All log")))[-4000:]
+                          if not line.startswith(("I0000", "E0000", "WARNING: All log",
+                                                  "W0000")))[-3000:]
         body.append(f"```\n{tail}\n```")
     body.append(f"\n_{name}.py: {status}, wall time {wall:.0f} s._")
     return status, "\n".join(body)
