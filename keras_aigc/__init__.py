@@ -18,9 +18,10 @@ from keras_aigc import (  # noqa: E402
     export,
     layers,
     losses,
+    metrics,
     models,
     utils,
 )
 
-__all__ = ["callbacks", "data", "distribute", "export", "layers", "losses", "models", "utils",
-           "__version__"]
+__all__ = ["callbacks", "data", "distribute", "export", "layers", "losses", "metrics", "models",
+           "utils", "__version__"]

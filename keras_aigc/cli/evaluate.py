@@ -1,0 +1,251 @@
+"""`keras-aigc evaluate RUN_DIR`: sample-quality metrics (GANs) or likelihoods (VAEs)."""
+
+import inspect
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import yaml
+
+FEATURES = ("domain", "inception")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "evaluate", help="Compute metrics of a trained run and write metrics.json.",
+        description="GANs: FID, KID, improved precision/recall (and the Inception Score and, "
+                    "for conditional models, the classifier's accuracy on samples) on the "
+                    "chosen features against the test split. VAEs: test ELBO and "
+                    "importance-sampled NLL. Writes RUN_DIR/metrics.json.")
+    p.add_argument("run_dir", help="A directory written by `keras-aigc train`.")
+    p.add_argument("--num-samples", type=int, default=10000,
+                   help="Generated samples (GANs) or test examples (VAEs); real sets are "
+                        "capped by the test split size. Default: 10000.")
+    p.add_argument("--features", choices=FEATURES, default="domain",
+                   help="Feature extractor for GAN metrics (default: domain).")
+    p.add_argument("--features-dir", default=None,
+                   help="Directory of a domain classifier (default: RUN_DIR/features, then "
+                        "the cache of the data source written by `keras-aigc "
+                        "train-features`).")
+    p.add_argument("--inception-weights", default=None,
+                   help="Path of the no-top InceptionV3 .h5 weights (or set "
+                        "KERAS_AIGC_INCEPTION_WEIGHTS).")
+    p.add_argument("--nll-samples", type=int, default=100,
+                   help="Importance samples per example for the VAE NLL (default: 100).")
+    p.add_argument("--batch-size", type=int, default=500, help="Batch size (default: 500).")
+    p.add_argument("--seed", type=int, default=0, help="Sampling seed (default: 0).")
+    p.add_argument("--output", default=None,
+                   help="Where to write the JSON (default: RUN_DIR/metrics.json).")
+    p.set_defaults(func=main)
+    return p
+
+
+def load_run(run_dir):
+    """Returns `(model, config dict, data_info dict)` of a run directory."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run_dir={run_dir!r} is not a directory. Pass a directory "
+                                "written by `keras-aigc train`.")
+    model_path = os.path.join(run_dir, "model.keras")
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(
+            f"run_dir={run_dir!r} has no model.keras (found: "
+            f"{sorted(os.listdir(run_dir))}). `keras-aigc train` writes it when training "
+            "finishes; train to completion first.")
+    config, info = {}, {}
+    config_path = os.path.join(run_dir, "config.yaml")
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            config = yaml.safe_load(f) or {}
+    info_path = os.path.join(run_dir, "data_info.json")
+    if os.path.isfile(info_path):
+        with open(info_path) as f:
+            info = json.load(f)
+    if not (config.get("data") or {}).get("source"):
+        raise ValueError(f"run_dir={run_dir!r}: config.yaml has no data.source, so the test "
+                         "split to compare against is unknown.")
+    import keras
+
+    import keras_aigc.models  # noqa: F401 - registers the model classes for loading
+
+    model = keras.models.load_model(model_path)
+    return model, config, info
+
+
+def model_kind(model):
+    """`"vae"` for models with `elbo`/`log_likelihood`, `"gan"` for `generate`; duck-typed."""
+    if hasattr(model, "elbo") and hasattr(model, "log_likelihood"):
+        return "vae"
+    if hasattr(model, "generate"):
+        return "gan"
+    raise ValueError(f"Cannot evaluate a {type(model).__name__}: expected a GAN (with "
+                     "generate()) or a VAE (with elbo() and log_likelihood()).")
+
+
+def _split_kwargs(config):
+    from keras_aigc.cli.train_features import split_kwargs
+
+    return split_kwargs(dict(config.get("data") or {}))
+
+
+def get_extractor(args, config):
+    from keras_aigc.metrics import features
+
+    if args.features == "inception":
+        return features.InceptionFeatures(weights=args.inception_weights)
+    data = config["data"]
+    candidates = [args.features_dir] if args.features_dir else [
+        os.path.join(args.run_dir, "features"),
+        features.default_directory(data["source"], **_split_kwargs(config)),
+    ]
+    for directory in candidates:
+        if os.path.isfile(os.path.join(directory, features.domain_features.MODEL_FILE)):
+            return features.DomainFeatures.load(directory)
+    raise FileNotFoundError(
+        f"No domain classifier for data source {data['source']!r} (looked in "
+        f"{candidates}). Train one with `keras-aigc train-features "
+        f"{os.path.join(args.run_dir, 'config.yaml')}`, or pass --features inception.")
+
+
+def _progbar(total, label):
+    import keras
+
+    print(label, file=sys.stderr)
+    return keras.utils.Progbar(total, unit_name="sample")
+
+
+def evaluate_gan(model, config, args):
+    from keras_aigc import data
+    from keras_aigc import metrics as m
+
+    extractor = get_extractor(args, config)
+    real, _, _ = data.load_arrays(config["data"]["source"], "test", **_split_kwargs(config))
+    rng = np.random.default_rng(args.seed)
+    real = real[rng.permutation(len(real))[:args.num_samples]]
+    real_feats = np.concatenate([
+        extractor(real[i:i + args.batch_size], value_range=(0.0, 255.0))
+        for i in range(0, len(real), args.batch_size)])
+
+    num_classes = getattr(model, "num_classes", None)
+    value_range = tuple(getattr(model, "value_range", (-1.0, 1.0)))
+    fake_stats = m.FeatureStatistics()
+    fake_feats, probs, labels_all = [], [], []
+    bar = _progbar(args.num_samples, f"Generating and featurizing {args.num_samples} samples")
+    for i, start in enumerate(range(0, args.num_samples, args.batch_size)):
+        n = min(args.batch_size, args.num_samples - start)
+        kwargs = {}
+        if num_classes:
+            kwargs["labels"] = np.arange(start, start + n) % num_classes
+            labels_all.append(kwargs["labels"])
+        images = model.generate(n, seed=args.seed * 1_000_003 + i, **kwargs)
+        feats = extractor(images, value_range=value_range)
+        fake_stats.update(feats)
+        fake_feats.append(feats)
+        if hasattr(extractor, "probabilities"):
+            probs.append(extractor.probabilities(images, value_range=value_range))
+        bar.add(n)
+    fake_feats = np.concatenate(fake_feats)
+
+    real_stats = m.FeatureStatistics.from_features(real_feats)
+    for name, count in (("real (test split)", real_stats.count),
+                        ("generated", fake_stats.count)):
+        m._checks.warn_few_samples(count, extractor.dim, f"The {name} set")
+    kid, kid_std = m.kernel_inception_distance(real_feats, fake_feats, seed=args.seed)
+    pr = m.precision_recall(real_feats, fake_feats)
+    out = {
+        "fid": m.frechet_distance(real_stats.mean, real_stats.covariance, fake_stats.mean,
+                                  fake_stats.covariance),
+        "kid": kid, "kid_std": kid_std,
+        "precision": pr["precision"], "recall": pr["recall"],
+        "num_real": int(len(real_feats)), "num_generated": int(len(fake_feats)),
+        "features": extractor.name, "feature_dim": int(extractor.dim),
+    }
+    if probs:
+        probs = np.concatenate(probs)
+        splits = 10 if len(probs) >= 10 else 1
+        out["inception_score"], out["inception_score_std"] = m.inception_score(probs, splits)
+        info = getattr(extractor, "info", {})
+        if "test_accuracy" in info:
+            out["classifier_test_accuracy"] = info["test_accuracy"]
+        if num_classes:
+            labels = np.concatenate(labels_all)
+            out["classifier_accuracy_on_samples"] = float(
+                np.mean(np.argmax(probs, axis=1) == labels))
+    return out
+
+
+def _call_per_example(fn, x, y, **kwargs):
+    if y is not None and "labels" in inspect.signature(fn).parameters:
+        kwargs["labels"] = y
+    return np.asarray(fn(x, **kwargs), np.float64).reshape(-1)
+
+
+def evaluate_vae(model, config, args):
+    import keras_aigc.data.loader as loader
+    from keras_aigc import data
+    from keras_aigc.cli.config import check_kwargs
+
+    data_kwargs = {k: v for k, v in dict(config["data"]).items()
+                   if k not in ("shuffle", "with_info")}
+    check_kwargs("data", data_kwargs, loader.load)
+    source = data_kwargs.pop("source")
+    data_kwargs["batch_size"] = min(args.batch_size, int(data_kwargs.get("batch_size", 128)))
+    data_kwargs["labels"] = True
+    ds = data.load(source, split="test", shuffle=False, **data_kwargs)
+    conditional = bool(getattr(model, "num_classes", None))
+    elbos, lls = [], []
+    bar = _progbar(args.num_samples, f"ELBO and {args.nll_samples}-sample NLL on up to "
+                                     f"{args.num_samples} test examples")
+    seen = 0
+    for x, y in ds:
+        if seen >= args.num_samples:
+            break
+        take = min(len(x), args.num_samples - seen)
+        x, y = x[:take], (y[:take] if conditional else None)
+        elbos.append(_call_per_example(model.elbo, x, y))
+        lls.append(_call_per_example(model.log_likelihood, x, y,
+                                     num_samples=args.nll_samples))
+        seen += take
+        bar.add(take)
+    elbo, ll = np.concatenate(elbos), np.concatenate(lls)
+    dims = float(np.prod(x.shape[1:]))
+    return {
+        "test_elbo": float(elbo.mean()),
+        "test_nll": float(-ll.mean()),
+        "test_nll_std_error": float(ll.std(ddof=1) / np.sqrt(len(ll))) if len(ll) > 1 else None,
+        "test_nll_bits_per_dim": float(-ll.mean() / dims / np.log(2.0)),
+        "nll_importance_samples": args.nll_samples,
+        "num_test_examples": int(len(ll)),
+        "units": "nats per example (ELBO, NLL); bits per dimension",
+    }
+
+
+def run(args, stream=None):
+    stream = stream or sys.stdout
+    for name, minimum in (("num_samples", 2), ("nll_samples", 1), ("batch_size", 1)):
+        value = getattr(args, name)
+        if value < minimum:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, "
+                             f"got {value}.")
+    model, config, info = load_run(args.run_dir)
+    kind = model_kind(model)
+    t0 = time.perf_counter()
+    results = evaluate_gan(model, config, args) if kind == "gan" else evaluate_vae(
+        model, config, args)
+    results = {
+        "model": type(model).__name__, "kind": kind, "run_dir": os.path.abspath(args.run_dir),
+        "data_source": config["data"]["source"], "seed": args.seed, **results,
+        "wall_time_s": round(time.perf_counter() - t0, 2),
+    }
+    path = args.output or os.path.join(args.run_dir, "metrics.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    print(json.dumps(results, indent=2), file=stream)
+    print(f"\nWrote {path}", file=stream)
+    return results
+
+
+def main(args):
+    run(args)
+    return 0
