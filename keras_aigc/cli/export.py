@@ -48,7 +48,8 @@ def default_output(source):
     return os.path.splitext(source)[0] + "_export"
 
 
-def main(args, stream=sys.stdout):
+def main(args, stream=None):
+    stream = stream or sys.stdout  # read at call time (pytest's capsys swaps it)
     import keras
 
     from keras_aigc.export import export_bundle
