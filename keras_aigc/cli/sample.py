@@ -21,22 +21,6 @@ def add_parser(subparsers):
     return p
 
 
-def resolve_model_path(path):
-    """A run directory or a .keras file -> the .keras path, with a clear error otherwise."""
-    if os.path.isdir(path):
-        candidate = os.path.join(path, "model.keras")
-        if not os.path.isfile(candidate):
-            raise FileNotFoundError(
-                f"{path!r} is a directory without model.keras; is it a finished run directory "
-                "written by `keras-aigc train`?")
-        return candidate
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such run directory or model file: {path!r}.")
-    if not path.endswith(".keras"):
-        raise ValueError(f"{path!r} is not a .keras model file.")
-    return path
-
-
 def main(args):
     import keras
 
@@ -44,6 +28,8 @@ def main(args):
 
     if args.num < 1:
         raise ValueError(f"--num must be a positive integer, got {args.num}.")
+    from keras_aigc.cli.export import resolve_model_path
+
     path = resolve_model_path(args.model)
     model = keras.models.load_model(path, safe_mode=True)
     kwargs = {}
