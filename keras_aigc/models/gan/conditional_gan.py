@@ -105,6 +105,9 @@ class ConditionalGAN(GAN):
         Miyato & Koyama. cGANs with Projection Discriminator, ICLR 2018.
     """
 
+    architecture_args = ("num_classes", "image_shape", "embedding_dim", "g_filters", "d_filters",
+                         "kernel_size", "feature_dim", "spectral_norm", "sync_batchnorm")
+
     def __init__(self, num_classes, image_shape=(28, 28, 1), latent_dim=100, embedding_dim=50,
                  g_filters=(256, 128, 64), d_filters=(64, 128), kernel_size=4, feature_dim=256,
                  spectral_norm=True, sync_batchnorm=True, loss="hinge", **kwargs):
@@ -125,7 +128,6 @@ class ConditionalGAN(GAN):
         super().__init__(generator=generator, discriminator=discriminator,
                          latent_dim=latent_dim, loss=loss, **kwargs)
         self.num_classes = num_classes
-        self._image_shape_arg = image_shape
         self.embedding_dim = embedding_dim
         self.g_filters = tuple(int(f) for f in g_filters)
         self.d_filters = tuple(int(f) for f in d_filters)
@@ -192,23 +194,3 @@ class ConditionalGAN(GAN):
     def generate_from_latents(self, z, labels=None, batch_size=256):
         labels = self.check_labels(labels, len(z))
         return super().generate_from_latents(z, labels, batch_size=batch_size)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["generator"], config["discriminator"]
-        config.update({
-            "num_classes": self.num_classes,
-            "image_shape": list(self._image_shape_arg),
-            "embedding_dim": self.embedding_dim,
-            "g_filters": list(self.g_filters),
-            "d_filters": list(self.d_filters),
-            "kernel_size": self.kernel_size,
-            "feature_dim": self.feature_dim,
-            "spectral_norm": self.spectral_norm,
-            "sync_batchnorm": self.sync_batchnorm,
-        })
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

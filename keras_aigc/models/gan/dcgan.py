@@ -102,6 +102,9 @@ class DCGAN(GAN):
 
     presets = PRESETS
 
+    architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "dropout",
+                         "sync_batchnorm")
+
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
                  d_filters=(64, 128), kernel_size=5, dropout=0.3, sync_batchnorm=True,
                  **kwargs):
@@ -119,7 +122,6 @@ class DCGAN(GAN):
         discriminator = build_dcgan_discriminator(image_shape, d_filters, kernel_size, dropout)
         super().__init__(generator=generator, discriminator=discriminator,
                          latent_dim=latent_dim, **kwargs)
-        self._image_shape_arg = image_shape
         self.g_filters = tuple(int(f) for f in g_filters)
         self.d_filters = tuple(int(f) for f in d_filters)
         self.kernel_size = int(kernel_size)
@@ -134,20 +136,3 @@ class DCGAN(GAN):
                 f"Unrecognized preset={preset!r}. Supported presets are: {list(cls.presets)}."
             )
         return cls(**{**cls.presets[preset], **kwargs})
-
-    def get_config(self):
-        config = super().get_config()
-        del config["generator"], config["discriminator"]
-        config.update({
-            "image_shape": list(self._image_shape_arg),
-            "g_filters": list(self.g_filters),
-            "d_filters": list(self.d_filters),
-            "kernel_size": self.kernel_size,
-            "dropout": self.dropout,
-            "sync_batchnorm": self.sync_batchnorm,
-        })
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

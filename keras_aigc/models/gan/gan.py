@@ -384,11 +384,20 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         return np.concatenate(outs)
 
     # ------------------------------------------------------------ serialization
+    # Subclasses that build their networks from constructor arguments (DCGAN, WGANGP, ...)
+    # name those arguments here: the config then stores them instead of the networks.
+    architecture_args = ()
+
     def get_config(self):
         config = super().get_config()
+        if self.architecture_args:
+            for name in self.architecture_args:
+                value = getattr(self, name)
+                config[name] = list(value) if isinstance(value, tuple) else value
+        else:
+            config["generator"] = keras.layers.serialize(self.generator)
+            config["discriminator"] = keras.layers.serialize(self.discriminator)
         config.update({
-            "generator": keras.layers.serialize(self.generator),
-            "discriminator": keras.layers.serialize(self.discriminator),
             "latent_dim": self.latent_dim,
             "loss": self.loss_name,
             "d_steps": self.d_steps,
@@ -404,6 +413,7 @@ class GAN(MultiWorkerFitMixin, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["generator"] = keras.layers.deserialize(config["generator"])
-        config["discriminator"] = keras.layers.deserialize(config["discriminator"])
+        if not cls.architecture_args:
+            config["generator"] = keras.layers.deserialize(config["generator"])
+            config["discriminator"] = keras.layers.deserialize(config["discriminator"])
         return cls(**config)

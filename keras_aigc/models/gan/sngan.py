@@ -74,6 +74,9 @@ class SNGAN(GAN):
         Adversarial Networks, ICLR 2018.
     """
 
+    architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "power_iterations",
+                         "sync_batchnorm")
+
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
                  d_filters=(64, 128), kernel_size=4, power_iterations=1, sync_batchnorm=True,
                  loss="hinge", **kwargs):
@@ -88,7 +91,6 @@ class SNGAN(GAN):
                                                   power_iterations)
         super().__init__(generator=generator, discriminator=discriminator,
                          latent_dim=latent_dim, loss=loss, **kwargs)
-        self._image_shape_arg = image_shape
         self.g_filters = tuple(int(f) for f in g_filters)
         self.d_filters = tuple(int(f) for f in d_filters)
         self.kernel_size = int(kernel_size)
@@ -98,20 +100,3 @@ class SNGAN(GAN):
     def default_optimizer(self, which):
         del which
         return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["generator"], config["discriminator"]
-        config.update({
-            "image_shape": list(self._image_shape_arg),
-            "g_filters": list(self.g_filters),
-            "d_filters": list(self.d_filters),
-            "kernel_size": self.kernel_size,
-            "power_iterations": self.power_iterations,
-            "sync_batchnorm": self.sync_batchnorm,
-        })
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -75,6 +75,8 @@ class WGANGP(GAN):
         Wasserstein GANs, NeurIPS 2017.
     """
 
+    architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "sync_batchnorm")
+
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
                  d_filters=(64, 128), kernel_size=5, sync_batchnorm=True, loss="wasserstein",
                  d_steps=5, penalty="gradient_penalty", penalty_weight=10.0, **kwargs):
@@ -85,7 +87,6 @@ class WGANGP(GAN):
         super().__init__(generator=generator, discriminator=critic, latent_dim=latent_dim,
                          loss=loss, d_steps=d_steps, penalty=penalty,
                          penalty_weight=penalty_weight, **kwargs)
-        self._image_shape_arg = image_shape
         self.g_filters = tuple(int(f) for f in g_filters)
         self.d_filters = tuple(int(f) for f in d_filters)
         self.kernel_size = int(kernel_size)
@@ -94,19 +95,3 @@ class WGANGP(GAN):
     def default_optimizer(self, which):
         del which
         return keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.5, beta_2=0.9)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["generator"], config["discriminator"]
-        config.update({
-            "image_shape": list(self._image_shape_arg),
-            "g_filters": list(self.g_filters),
-            "d_filters": list(self.d_filters),
-            "kernel_size": self.kernel_size,
-            "sync_batchnorm": self.sync_batchnorm,
-        })
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

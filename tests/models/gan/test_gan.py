@@ -168,3 +168,17 @@ def test_config_lists_the_new_arguments():
             "diff_augment": ["cutout"]}
     clone = models.DCGAN.from_config(config)
     assert clone.get_config() == config
+
+
+def test_base_gan_serializes_its_networks(tmp_path):
+    """A GAN given its own networks stores them in the config; built-in architectures
+    (architecture_args) store their constructor arguments instead."""
+    model = linear_critic_gan()
+    config = model.get_config()
+    assert {"generator", "discriminator"} <= set(config)
+    model.save(str(tmp_path / "g.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "g.keras"))
+    np.testing.assert_array_equal(loaded.generate(3, seed=1), model.generate(3, seed=1))
+    dcgan_config = models.DCGAN(**DCGAN_TINY).get_config()
+    assert "generator" not in dcgan_config
+    assert dcgan_config["image_shape"] == list(DCGAN_TINY["image_shape"])
