@@ -34,8 +34,9 @@ def assert_keras_round_trip(model, tmp_path, generate_kwargs=None):
     loaded = keras.models.load_model(path)
     assert type(loaded) is type(model)
     kwargs = dict(generate_kwargs or {})
-    before = model.generate(6, seed=123, **kwargs)
-    after = loaded.generate(6, seed=123, **kwargs)
+    n = len(kwargs["labels"]) if "labels" in kwargs else 6
+    before = model.generate(n, seed=123, **kwargs)
+    after = loaded.generate(n, seed=123, **kwargs)
     np.testing.assert_array_equal(before, after)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
