@@ -1,6 +1,5 @@
 """`keras-aigc evaluate RUN_DIR`: sample-quality metrics (GANs) or likelihoods (VAEs)."""
 
-import inspect
 import json
 import os
 import sys
@@ -73,14 +72,18 @@ def load_run(run_dir):
     return model, config, info
 
 
-def model_kind(model):
-    """`"vae"` for models with `elbo`/`log_likelihood`, `"gan"` for `generate`; duck-typed."""
-    if hasattr(model, "elbo") and hasattr(model, "log_likelihood"):
-        return "vae"
-    if hasattr(model, "generate"):
-        return "gan"
-    raise ValueError(f"Cannot evaluate a {type(model).__name__}: expected a GAN (with "
-                     "generate()) or a VAE (with elbo() and log_likelihood()).")
+def evaluation_of(model):
+    """`model.evaluation` of a `GenerativeModel`: `"likelihood"` (test ELBO and NLL) or
+    `"samples"` (FID, KID, precision/recall of generated images)."""
+    from keras_aigc.models.base import EVALUATIONS, GenerativeModel
+
+    if not isinstance(model, GenerativeModel):
+        raise ValueError(f"Cannot evaluate a {type(model).__name__}: expected a "
+                         "keras_aigc.models.GenerativeModel.")
+    if model.evaluation not in EVALUATIONS:
+        raise ValueError(f"{type(model).__name__}.evaluation={model.evaluation!r}; supported "
+                         f"evaluations are {list(EVALUATIONS)}.")
+    return model.evaluation
 
 
 def _split_kwargs(config):
@@ -127,18 +130,18 @@ def evaluate_gan(model, config, args):
         extractor(real[i:i + args.batch_size], value_range=(0.0, 255.0))
         for i in range(0, len(real), args.batch_size)])
 
-    num_classes = getattr(model, "num_classes", None)
-    value_range = tuple(getattr(model, "value_range", (-1.0, 1.0)))
+    num_classes = model.num_classes
+    value_range = tuple(model.value_range)
     fake_stats = m.FeatureStatistics()
     fake_feats, probs, labels_all = [], [], []
     bar = _progbar(args.num_samples, f"Generating and featurizing {args.num_samples} samples")
     for i, start in enumerate(range(0, args.num_samples, args.batch_size)):
         n = min(args.batch_size, args.num_samples - start)
-        kwargs = {}
-        if num_classes:
-            kwargs["labels"] = np.arange(start, start + n) % num_classes
-            labels_all.append(kwargs["labels"])
-        images = model.generate(n, seed=args.seed * 1_000_003 + i, **kwargs)
+        labels = None
+        if num_classes is not None:  # the classes in turn across the whole sample
+            labels = model.normalize_labels(None, start + n)[start:]
+            labels_all.append(labels)
+        images = model.generate(n, seed=args.seed * 1_000_003 + i, labels=labels)
         feats = extractor(images, value_range=value_range)
         fake_stats.update(feats)
         fake_feats.append(feats)
@@ -176,7 +179,7 @@ def evaluate_gan(model, config, args):
 
 
 def _call_per_example(fn, x, y, **kwargs):
-    if y is not None and "labels" in inspect.signature(fn).parameters:
+    if y is not None:
         kwargs["labels"] = y
     return np.asarray(fn(x, **kwargs), np.float64).reshape(-1)
 
@@ -193,7 +196,7 @@ def evaluate_vae(model, config, args):
     data_kwargs["batch_size"] = min(args.batch_size, int(data_kwargs.get("batch_size", 128)))
     data_kwargs["labels"] = True
     ds = data.load(source, split="test", shuffle=False, **data_kwargs)
-    conditional = bool(getattr(model, "num_classes", None))
+    conditional = model.num_classes is not None
     elbos, lls = [], []
     bar = _progbar(args.num_samples, f"ELBO and {args.nll_samples}-sample NLL on up to "
                                      f"{args.num_samples} test examples")
@@ -229,12 +232,12 @@ def run(args, stream=None):
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, "
                              f"got {value}.")
     model, config, info = load_run(args.run_dir)
-    kind = model_kind(model)
+    evaluation = evaluation_of(model)
     t0 = time.perf_counter()
-    results = evaluate_gan(model, config, args) if kind == "gan" else evaluate_vae(
-        model, config, args)
+    results = (evaluate_gan(model, config, args) if evaluation == "samples"
+               else evaluate_vae(model, config, args))
     results = {
-        "model": type(model).__name__, "kind": kind, "run_dir": os.path.abspath(args.run_dir),
+        "model": type(model).__name__, "kind": model.family, "evaluation": evaluation, "run_dir": os.path.abspath(args.run_dir),
         "data_source": config["data"]["source"], "seed": args.seed, **results,
         "wall_time_s": round(time.perf_counter() - t0, 2),
     }

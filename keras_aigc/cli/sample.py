@@ -42,7 +42,7 @@ def main(args):
             raise ValueError("--labels is empty.")
         kwargs["labels"] = np.resize(np.asarray(values, np.int32), args.num)
     images = model.generate(args.num, seed=args.seed, **kwargs)
-    value_range = getattr(model, "value_range", (-1.0, 1.0))
+    value_range = model.value_range
     run_dir = os.path.dirname(os.path.abspath(path))
     out = args.output or os.path.join(run_dir, "samples", f"sample_seed{args.seed}.png")
     save_grid(images, out, value_range=value_range)

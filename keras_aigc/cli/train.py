@@ -44,7 +44,7 @@ def build_model(config, info):
         params.update(inspect.signature(fn).parameters)
     if "image_shape" in params and "image_shape" not in kwargs and not preset:
         kwargs["image_shape"] = list(info.image_shape)
-    if "num_classes" in params and "num_classes" not in kwargs:
+    if cls.conditional and "num_classes" not in kwargs:
         kwargs["num_classes"] = info.num_classes
     if preset:
         return cls.from_preset(preset, **kwargs)
@@ -103,8 +103,7 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
         # replicas empty and change the global-batch average).
         data_kwargs["drop_remainder"] = True
     model_cls, _, _ = config_lib.check_model_section(config["model"])
-    conditional = "num_classes" in inspect.signature(model_cls.__init__).parameters
-    data_kwargs.setdefault("labels", conditional)
+    data_kwargs.setdefault("labels", model_cls.conditional)
     train_ds, info = data.load(source, split="train", with_info=True, **data_kwargs)
     val_ds = None
     if training.validation:

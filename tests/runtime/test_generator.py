@@ -83,10 +83,15 @@ def test_generate_labels_select_the_class(conditional_bundle):
     z = np.random.default_rng(3).standard_normal((4, 4)).astype(np.float32)
     ref = np.clip(np.round((_keras(model, z, np.full(4, 2)) + 1) * 127.5), 0, 255)
     np.testing.assert_allclose(g.generate(4, seed=3, labels=2), ref, atol=1)
-    with pytest.raises(ValueError, match=r"labels in \[0, 3\]; allowed labels are 0 \.\.\. 2"):
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\) \(num_classes=3\), "
+                                         r"got labels=\[3\]"):
         g.generate(2, labels=[0, 3])
-    with pytest.raises(ValueError, match=r"labels must be one int or 2 ints"):
+    with pytest.raises(ValueError, match=r"expected shape \(2,\), got labels of shape \(3,\)"):
         g.generate(2, labels=[0, 1, 2])
+    # No labels: the classes in turn, as keras_aigc's generate() picks them.
+    np.testing.assert_allclose(g.generate(4, seed=3),
+                               np.clip(np.round((_keras(model, z, np.arange(4) % 3) + 1)
+                                                * 127.5), 0, 255), atol=1)
 
 
 def test_bad_inputs_raise_value_errors_naming_them(dcgan_bundle):

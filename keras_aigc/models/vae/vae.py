@@ -7,7 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aigc.distribute import global_mean, replica_normal
-from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
+from keras_aigc.export.export_utils import LOC, SCALE, Signature, TensorInfo
+from keras_aigc.models.base import GenerativeModel, new_seed
+from keras_aigc.models.base import positive_int as _positive_int
 from keras_aigc.models.vae import distributions as dists
 from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
 from keras_aigc.models.vae.posterior_params import PosteriorParams
@@ -16,18 +18,8 @@ from keras_aigc.models.vae.posterior_params import PosteriorParams
 MAX_DECODED_PER_CHUNK = 4096
 
 
-def _new_seed():
-    return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
-    return int(value)
-
-
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class VAE(MultiWorkerFitMixin, keras.Model):
+class VAE(GenerativeModel):
     """A variational autoencoder whose posterior, prior and likelihood are TFP distributions.
 
     The encoder network outputs the parameters of `q(z | x)`, a diagonal Gaussian or a
@@ -128,7 +120,7 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         self.objective = objective
         self.iwae_samples = _positive_int("iwae_samples", iwae_samples)
         self.value_range = tuple(float(v) for v in value_range)
-        self.seed = _new_seed() if seed is None else int(seed)
+        self.seed = new_seed() if seed is None else int(seed)
 
         self.encoder = self.build_encoder()
         self.decoder = self.build_decoder()
@@ -157,10 +149,16 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         self.built = True
 
     # ------------------------------------------------------------------ networks
+    family = "vae"
+    evaluation = "likelihood"
+    config_args = ("image_shape", "latent_dim", "hidden_units", "activation", "likelihood",
+                   "gaussian_scale", "posterior", "prior", "prior_components", "beta",
+                   "objective", "iwae_samples", "value_range", "seed")
+
     @property
     def label_dim(self):
         """Width of the one-hot label fed to both networks (0: unconditional)."""
-        return 0
+        return self.num_classes or 0
 
     @property
     def num_dims(self):
@@ -349,15 +347,12 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         return loss, stats
 
     # ----------------------------------------------------------------- training
-    def unpack_batch(self, data):
-        """Returns `(images, labels or None)` from what the dataset yields."""
-        if isinstance(data, (tuple, list)):
-            return data[0], (data[1] if len(data) > 1 else None)
-        return data, None
-
     def onehot(self, labels):
         """One-hot labels for the networks (`None` for an unconditional model)."""
-        return None
+        if self.num_classes is None:
+            return None
+        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+        return tf.one_hot(labels, self.num_classes, dtype=tf.float32)
 
     def training_noise(self, local_batch, stream):
         """This replica's `(k, B, d)` standard-normal noise for the current step."""
@@ -435,9 +430,15 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         return x, self._prepare_labels(labels, len(x))
 
     def _prepare_labels(self, labels, n):
-        if labels is not None:
-            raise ValueError(f"{type(self).__name__} is unconditional: it takes no labels.")
-        return np.zeros((n, 0), np.float32)
+        """One-hot float32 `(n, label_dim)` for the evaluation functions, which need the
+        true labels of conditional models (no default)."""
+        if self.num_classes is not None and labels is None:
+            raise ValueError(f"{type(self).__name__} needs labels: an int array of shape "
+                             f"({n},) with values in [0, {self.num_classes}).")
+        labels = self.normalize_labels(labels, n)
+        if labels is None:
+            return np.zeros((n, 0), np.float32)
+        return np.eye(self.num_classes, dtype=np.float32)[labels]
 
     def _log_weights(self, x, onehot, num, seed):
         """`log p(x, z) - log q(z | x)` for `num` samples per example: `(num, B)`."""
@@ -460,7 +461,7 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         if chunk_size is None:
             chunk_size = max(1, MAX_DECODED_PER_CHUNK // batch_size)
         chunk_size = min(_positive_int("chunk_size", chunk_size), num_samples)
-        seed = _new_seed() if seed is None else int(seed)
+        seed = new_seed() if seed is None else int(seed)
         n_chunks = -(-num_samples // chunk_size)
         for b, start in enumerate(range(0, len(x), batch_size)):
             xb = tf.constant(x[start:start + batch_size])
@@ -546,25 +547,23 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         return np.asarray(loc), np.asarray(scale)
 
     def decode(self, z, labels=None, batch_size=256):
-        """Mean images `(N, H, W, C)` float32 numpy for latents `z (N, latent_dim)`."""
-        z = np.asarray(dists.to_numpy(z), np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z has shape {z.shape}, expected (N, {self.latent_dim}).")
-        onehot = self._prepare_labels(labels, len(z))
-        outs = []
-        for i in range(0, len(z), batch_size):
-            params = self.decoder(self.decoder_inputs(
-                tf.constant(z[i:i + batch_size]),
-                tf.constant(onehot[i:i + batch_size]) if self.label_dim else None),
-                training=False)
-            outs.append(np.asarray(dists.likelihood_mean(self.likelihood, params,
-                                                         self.image_shape[-1])))
-        return np.concatenate(outs).astype(np.float32)
+        """Mean images `(N, H, W, C)` float32 numpy for latents `z (N, latent_dim)`;
+        `labels` as in `generate`."""
+        return self.generate_from_latents(dists.to_numpy(z), labels, batch_size=batch_size)
+
+    def decode_latents(self, z, labels):
+        """The mean image of `p(x | z[, y])` for one batch."""
+        params = self.decoder(self.decoder_inputs(z, self.onehot(labels)), training=False)
+        return dists.likelihood_mean(self.likelihood, params, self.image_shape[-1])
 
     def reconstruct(self, x, labels=None):
         """Mean images decoded from the posterior means of `x`."""
         loc, _ = self.encode(x, labels)
         return self.decode(loc, labels)
+
+    def latents(self, n, seed=None):
+        """Prior samples, see `sample_prior`."""
+        return self.sample_prior(n, seed)
 
     def sample_prior(self, n, seed=None):
         """`n` latents from `p(z)` as float32 numpy; reproducible for an int seed."""
@@ -594,40 +593,26 @@ class VAE(MultiWorkerFitMixin, keras.Model):
                 "locs": keras.ops.convert_to_numpy(self.prior_locs).tolist(),
                 "scales": (np.logaddexp(0.0, raw) + dists.MIN_POSTERIOR_SCALE).tolist()}
 
-    def generate(self, n, seed=None, labels=None, batch_size=256):
-        """Generates `n` mean images from prior samples, float32 numpy `(n, H, W, C)`.
+    # ------------------------------------------------------------------ export
+    def export_signatures(self):
+        """`decode`: `z` [, `labels`] -> mean `image`; `encode`: `image` [, `labels`] ->
+        posterior `loc`, `scale` (see `decoder_mean_model`, `encoder_model`)."""
+        decoder, encoder = self.decoder_mean_model(), self.encoder_model()
+        scale_shape = (None,) + tuple(encoder.outputs[1].shape[1:])
 
-        Args:
-            n: int. Number of images.
-            seed: int. Makes the latents, hence the images, reproducible.
-            labels: int `(n,)` for conditional models; must be `None` otherwise.
-            batch_size: int. Latents per decoder call.
-        """
-        n = _positive_int("n", n)
-        z = self.sample_prior(n, seed)
-        return self.decode(z, labels=labels, batch_size=batch_size)
+        def decode(z, *labels):
+            return {"image": decoder([z, *labels] if labels else z, training=False)}
 
-    # ------------------------------------------------------------ serialization
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "image_shape": list(self.image_shape),
-            "latent_dim": self.latent_dim,
-            "hidden_units": list(self.hidden_units),
-            "activation": self.activation,
-            "likelihood": self.likelihood,
-            "gaussian_scale": self.gaussian_scale,
-            "posterior": self.posterior,
-            "prior": self.prior,
-            "prior_components": self.prior_components,
-            "beta": self.beta,
-            "objective": self.objective,
-            "iwae_samples": self.iwae_samples,
-            "value_range": list(self.value_range),
-            "seed": self.seed,
-        })
-        return config
+        def encode(x, *labels):
+            loc, scale = encoder([x, *labels] if labels else x, training=False)
+            return {"loc": loc, "scale": scale}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return [
+            self.image_signature("decode", decode),
+            Signature("encode", encode, self.signature_inputs(self.image_info()),
+                      [TensorInfo("loc", LOC, "float32", (None, self.latent_dim)),
+                       TensorInfo("scale", SCALE, "float32", scale_shape)]),
+        ]
+
+    def export_tracked(self):
+        return [self.decoder_mean_model(), self.encoder_model()]
