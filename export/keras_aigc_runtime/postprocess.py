@@ -13,6 +13,16 @@ def sample_latents(latent, n, rng):
     return z.astype(latent.get("dtype", "float32"))
 
 
+def to_uint8_spec(low, high):
+    """The manifest's `output.to_uint8` entry for images in `[low, high]`."""
+    low, high = float(low), float(high)
+    if not high > low:
+        raise ValueError(f"value_range must be (low, high) with high > low, got "
+                         f"{(low, high)}.")
+    return {"formula": "clip(round((x - low) * (255 / (high - low))), 0, 255)",
+            "low": low, "high": high, "rounding": "half_to_even"}
+
+
 def to_uint8(x, to_uint8_spec):
     """`clip(round((x - low) * (255 / (high - low))), 0, 255)` with round-half-to-even."""
     if to_uint8_spec.get("rounding", "half_to_even") != "half_to_even":

@@ -43,15 +43,12 @@ def add_parser(subparsers):
 
 def load_run(run_dir):
     """Returns `(model, config dict, data_info dict)` of a run directory."""
+    from keras_aigc.cli.paths import load_model, resolve_model_path
+
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run_dir={run_dir!r} is not a directory. Pass a directory "
                                 "written by `keras-aigc train`.")
-    model_path = os.path.join(run_dir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(
-            f"run_dir={run_dir!r} has no model.keras (found: "
-            f"{sorted(os.listdir(run_dir))}). `keras-aigc train` writes it when training "
-            "finishes; train to completion first.")
+    model_path = resolve_model_path(run_dir)
     config, info = {}, {}
     config_path = os.path.join(run_dir, "config.yaml")
     if os.path.isfile(config_path):
@@ -64,12 +61,7 @@ def load_run(run_dir):
     if not (config.get("data") or {}).get("source"):
         raise ValueError(f"run_dir={run_dir!r}: config.yaml has no data.source, so the test "
                          "split to compare against is unknown.")
-    import keras
-
-    import keras_aigc.models  # noqa: F401 - registers the model classes for loading
-
-    model = keras.models.load_model(model_path)
-    return model, config, info
+    return load_model(model_path), config, info
 
 
 def evaluation_of(model):
@@ -212,12 +204,12 @@ def evaluate_vae(model, config, args):
         seen += take
         bar.add(take)
     elbo, ll = np.concatenate(elbos), np.concatenate(lls)
-    dims = float(np.prod(x.shape[1:]))
     return {
         "test_elbo": float(elbo.mean()),
         "test_nll": float(-ll.mean()),
         "test_nll_std_error": float(ll.std(ddof=1) / np.sqrt(len(ll))) if len(ll) > 1 else None,
-        "test_nll_bits_per_dim": float(-ll.mean() / dims / np.log(2.0)),
+        # The model's own conversion (a Gaussian likelihood adds its pixel-bin width).
+        "test_nll_bits_per_dim": float(model.bits_per_dim_from_log_likelihood(ll.mean())),
         "nll_importance_samples": args.nll_samples,
         "num_test_examples": int(len(ll)),
         "units": "nats per example (ELBO, NLL); bits per dimension",

@@ -22,16 +22,15 @@ def add_parser(subparsers):
 
 
 def main(args):
-    import keras
 
     from keras_aigc.utils import save_grid, to_uint8
 
     if args.num < 1:
         raise ValueError(f"--num must be a positive integer, got {args.num}.")
-    from keras_aigc.cli.export import resolve_model_path
+    from keras_aigc.cli.paths import load_model, resolve_model_path
 
     path = resolve_model_path(args.model)
-    model = keras.models.load_model(path, safe_mode=True)
+    model = load_model(path)
     kwargs = {}
     if args.labels is not None:
         try:

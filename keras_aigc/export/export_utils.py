@@ -7,8 +7,6 @@ model's `latent_dim`, `num_classes`, `image_shape` and `value_range`.
 """
 
 import dataclasses
-import hashlib
-import os
 from typing import Callable
 
 import numpy as np
@@ -155,26 +153,3 @@ def _json_config(model):
         return json.loads(json.dumps(model.get_config(), default=lambda o: repr(o)))
     except (NotImplementedError, TypeError, ValueError):
         return {}
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256_path(path):
-    """sha256 of a file, or of a directory as sorted `"<sha256> <relpath>\\n"` lines."""
-    if os.path.isfile(path):
-        return sha256_file(path), os.path.getsize(path)
-    lines, size = [], 0
-    for root, _, files in os.walk(path):
-        for fname in files:
-            full = os.path.join(root, fname)
-            rel = os.path.relpath(full, path).replace(os.sep, "/")
-            lines.append((rel, sha256_file(full)))
-            size += os.path.getsize(full)
-    text = "".join(f"{digest} {rel}\n" for rel, digest in sorted(lines))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest(), size

@@ -13,11 +13,10 @@ guess its kind from its attributes:
 
 import keras
 import numpy as np
-from keras_aigc_runtime import postprocess as bundle_format
 
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 from keras_aigc.export.export_utils import IMAGE, LABEL, LATENT, Signature, TensorInfo
-
+from keras_aigc_runtime import postprocess as bundle_format
 
 # What `keras-aigc evaluate` measures: "samples" (FID, KID, precision/recall of generated
 # images) for every model, "likelihood" (test ELBO, NLL, bits/dim) for models with
@@ -183,6 +182,13 @@ class GenerativeModel(MultiWorkerFitMixin, keras.Model):
             outs.append(np.asarray(keras.ops.convert_to_numpy(self.decode_latents(zb, lb)),
                                    np.float32))
         return np.concatenate(outs)
+
+    def bits_per_dim_from_log_likelihood(self, log_likelihood):
+        """`-log p(x)` in bits per pixel dimension from `log p(x)` in nats, for
+        `evaluation="likelihood"` models; exact for discrete likelihoods. Families with a
+        density on continuous pixels add their bin width (see `VAE`)."""
+        dims = float(np.prod(self.image_shape))
+        return -np.asarray(log_likelihood, np.float64) / (dims * np.log(2.0))
 
     # -------------------------------------------------------------- training
     def build_optimizers(self):

@@ -53,9 +53,9 @@ def test_bad_arguments(run_dir, tmp_path, capsys, argv, message):
 
 def test_missing_model(tmp_path, capsys):
     assert main(["export", str(tmp_path)]) == 2
-    assert "holds no model.keras" in capsys.readouterr().err
+    assert "has no model.keras" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope.keras")]) == 2
-    assert "neither a run directory nor a file" in capsys.readouterr().err
+    assert "neither a run directory nor a .keras file" in capsys.readouterr().err
 
 
 def test_unsafe_model_is_not_loaded(tmp_path, capsys):

@@ -43,6 +43,6 @@ def test_bad_flags(run_dir, capsys, args, match):
 
 def test_missing_model(tmp_path, capsys):
     assert main(["sample", str(tmp_path)]) == 2
-    assert "holds no model.keras" in capsys.readouterr().err
+    assert "has no model.keras" in capsys.readouterr().err
     assert main(["sample", str(tmp_path / "x.keras")]) == 2
-    assert "neither a run directory nor a file" in capsys.readouterr().err
+    assert "neither a run directory nor a .keras file" in capsys.readouterr().err

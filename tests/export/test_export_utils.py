@@ -3,11 +3,11 @@ import hashlib
 import keras
 import numpy as np
 import pytest
-from export_helpers import LATENT_DIM, NUM_CLASSES, tiny_cgan, tiny_dcgan, tiny_vae
 
-from keras_aigc.export import Signature, TensorInfo, export_spec
-from keras_aigc.export.export_utils import sha256_path
+from keras_aigc.export import export_spec
 from keras_aigc.models import GenerativeModel
+from keras_aigc_runtime.manifest import sha256_path, size_bytes
+from tests.export.export_helpers import LATENT_DIM, NUM_CLASSES, tiny_cgan, tiny_dcgan, tiny_vae
 
 
 def test_family_dispatch():
@@ -72,9 +72,10 @@ def test_sha256_path_of_file_and_directory(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"")
     h_abc = hashlib.sha256(b"abc").hexdigest()
     h_empty = hashlib.sha256(b"").hexdigest()
-    assert sha256_path(str(tmp_path / "b" / "x.bin")) == (h_abc, 3)
+    assert sha256_path(str(tmp_path / "b" / "x.bin")) == h_abc
+    assert size_bytes(str(tmp_path / "b" / "x.bin")) == 3 == size_bytes(str(tmp_path))
     text = f"{h_empty} a.txt\n{h_abc} b/x.bin\n"
-    assert sha256_path(str(tmp_path)) == (hashlib.sha256(text.encode()).hexdigest(), 3)
+    assert sha256_path(str(tmp_path)) == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_not_a_model_is_rejected():

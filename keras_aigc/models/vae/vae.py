@@ -535,8 +535,14 @@ class VAE(GenerativeModel):
         dimension, the width of a pixel's bin.
         """
         ll = self.log_likelihood(x, labels=labels, num_samples=num_samples, **kwargs)
+        return self.bits_per_dim_from_log_likelihood(ll)
+
+    def bits_per_dim_from_log_likelihood(self, log_likelihood):
+        """Bits per dimension of `log p(x)` nats, with `log 255` nats per dimension added
+        for a Gaussian density on 8-bit data scaled to [0, 1] (see `bits_per_dim`)."""
         offset = dists.bits_per_dim_offset(self.likelihood, self.num_dims)
-        return (-ll + offset) / (self.num_dims * math.log(2.0))
+        return (-np.asarray(log_likelihood, np.float64) + offset) / (
+            self.num_dims * math.log(2.0))
 
     def encode(self, x, labels=None):
         """Posterior parameters `(loc, scale)` as numpy (see `encoder_model`)."""
