@@ -294,4 +294,33 @@ def load_config(path, overrides=()):
             config = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({e}).") from e
-    return validate(apply_overrides(config, overrides))
+    if isinstance(config, dict):
+        # Paths written in the file are relative to the file; --set ones to the shell's cwd.
+        config = resolve_paths(config, os.path.dirname(os.path.abspath(path)))
+    config = apply_overrides(config, overrides)
+    if isinstance(config, dict):
+        config = resolve_paths(config, os.getcwd())
+    return validate(config)
+
+
+PATH_SCHEMES = ("npz", "dir")
+
+
+def resolve_paths(config, base_dir):
+    """A copy of `config` with relative file paths (`data.source` of `npz:`/`dir:`,
+    `data.data_dir`) made absolute against `base_dir`; the run directory stores them so,
+    and `keras-aigc evaluate` run from anywhere reads the same data."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return config
+    data = dict(data)
+    source = data.get("source")
+    if isinstance(source, str):
+        scheme, sep, rest = source.partition(":")
+        if sep and scheme in PATH_SCHEMES and rest and not os.path.isabs(
+                os.path.expanduser(rest)):
+            data["source"] = f"{scheme}:{os.path.normpath(os.path.join(base_dir, rest))}"
+    if isinstance(data.get("data_dir"), str) and not os.path.isabs(
+            os.path.expanduser(data["data_dir"])):
+        data["data_dir"] = os.path.normpath(os.path.join(base_dir, data["data_dir"]))
+    return {**config, "data": data}

@@ -29,3 +29,20 @@ def test_sections_nothing_reads_are_rejected(section, flag):
     config = {**_config(), section: {"formats": ["onnx"]}}
     with pytest.raises(config_lib.ConfigError, match=f"{section}: no command reads.*{flag}"):
         config_lib.validate(config)
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "cfg" / "run.yaml"
+    path.write_text("model: {name: DCGAN}\ndata: {source: npz:../data/x.npz, data_dir: cache}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = config_lib.load_config(str(path))
+    assert config["data"]["source"] == f"npz:{tmp_path / 'data' / 'x.npz'}"
+    assert config["data"]["data_dir"] == str(tmp_path / "cfg" / "cache")
+    # --set values are relative to where the command runs.
+    config = config_lib.load_config(str(path), ["data.source=dir:imgs"])
+    assert config["data"]["source"] == f"dir:{elsewhere / 'imgs'}"
+    assert config_lib.load_config(str(path), ["data.source=mnist"])["data"]["source"] == "mnist"
