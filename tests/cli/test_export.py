@@ -21,11 +21,16 @@ def run_dir(tmp_path_factory):
 
 def test_export_run_dir(run_dir, capsys):
     path, model = run_dir
-    out = os.path.join(path, "bundle")
+    out = os.path.join(path, "new", "parents", "bundle")  # missing parents are created
     assert main(["export", path, "--formats", "onnx", "--output", out]) == 0
     manifest = load_manifest(out)
     assert manifest["name"] == "cli_dcgan"
-    assert "model.onnx" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "model.onnx" in printed
+    # The served model name and the exact command that serves this bundle.
+    assert "Served model name: cli_dcgan" in printed
+    assert f"keras-aigc-serve {os.path.abspath(out)}" in printed
+    assert "--host 0.0.0.0" in printed
     # The loaded model exported the saved weights: compare with the original model.
     import onnxruntime as ort
 
