@@ -112,7 +112,7 @@ def main(argv=None):
                 "SavedModel": lambda zt=zt: sm(z=zt),
                 "ONNX Runtime": lambda z=z: sess.run(None, {"z": z}),
             }
-            for quant, suffix in (("fp32", ""), ("fp16", "_fp16"), ("int8", "_int8")):
+            for quant, suffix in (("fp32", ""), ("fp16", "_float16"), ("int8", "_int8")):
                 rows[f"TFLite {quant} dynamic, {args.threads} thr"] = tflite_fn(
                     os.path.join(dyn, f"model{suffix}.tflite"), "generate", z, args.threads)
                 rows[f"TFLite {quant} fixed b{b}, {args.threads} thr"] = tflite_fn(

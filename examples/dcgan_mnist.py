@@ -10,8 +10,8 @@ import keras
 import keras_aigc as ka
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--data", default="npz:../shared/data/mnist.npz",
-                    help="digits, npz:PATH, tfds:mnist or dir:PATH")
+parser.add_argument("--data", default="mnist",
+                    help="mnist, fashion_mnist, digits, npz:PATH, tfds:NAME or dir:PATH")
 parser.add_argument("--epochs", type=int, default=5)
 parser.add_argument("--out", default="runs/example-dcgan-mnist")
 args = parser.parse_args()

@@ -199,28 +199,31 @@ class Generator:
         return postprocess.sample_latents(self.manifest["latent"], n,
                                           np.random.default_rng(seed))
 
-    def _labels(self, n, labels, rng):
-        if self.family != "conditional_gan":
+    def _takes_labels(self, signature):
+        return any(t.get("role") == "label" for t in self._runners[signature].spec["inputs"])
+
+    def _labels(self, n, labels, signature):
+        """Labels for a signature by its inputs' roles: int32 `(n,)` or `None`."""
+        if not self._takes_labels(signature):
             if labels is not None:
-                raise InputError(f"labels are only for conditional models; this bundle's "
-                                 f"family is {self.family!r}. Pass labels=None.")
+                raise InputError(f"labels are only for conditional models; signature "
+                                 f"{signature!r} of this bundle has no input with role 'label'. "
+                                 f"Pass labels=None.")
             return None
-        if labels is None:
-            return rng.integers(0, self.num_classes, size=n).astype(np.int32)
-        labels = np.asarray(labels)
-        if labels.ndim == 0:
-            labels = np.full(n, labels)
-        if labels.shape != (n,) or labels.dtype.kind not in "iu":
-            raise InputError(f"labels must be one int or {n} ints, got {labels.tolist()!r}.")
-        return labels
+        return postprocess.normalize_labels(labels, n, self.num_classes, InputError)
 
     def generate(self, n, seed=None, labels=None):
         """Samples `n` images as uint8 `(n, H, W, C)` pixels.
 
+        Works for every bundle whose image-producing signature (`generate` or
+        `decode`) takes a `latent` input and, for conditional models, a `label` input:
+        inputs are chosen by their role, whatever the model family.
+
         Args:
             n: int. Number of images.
             seed: int or `None`. Seed of the numpy latent draw (same seed, same z).
-            labels: int, sequence of `n` ints or `None` (conditional GANs: random labels).
+            labels: int, sequence of `n` ints or `None` for conditional models: `None`
+                cycles the classes, `np.arange(n) % num_classes`, as keras_aigc does.
         """
         n = _check_n(n)
         if self.primary not in ("generate", "decode"):
@@ -229,24 +232,29 @@ class Generator:
         rng = np.random.default_rng(seed)
         z = postprocess.sample_latents(self.manifest["latent"], n, rng)
         inputs = {self._role_name(self.primary, "latent"): z}
-        labels = self._labels(n, labels, rng)
+        labels = self._labels(n, labels, self.primary)
         if labels is not None:
             inputs[self._role_name(self.primary, "label")] = labels
         return self.to_uint8(self.run(inputs, self.primary)[self._image_output(self.primary)])
 
-    def decode(self, z):
-        """VAE: latents `(n, dim)` -> uint8 mean images `(n, H, W, C)`."""
+    def decode(self, z, labels=None):
+        """VAE: latents `(n, dim)` [and labels, as in `generate`] -> uint8 mean images."""
         if "decode" not in self._runners:
             raise InputError(f"decode() needs a VAE bundle with a 'decode' signature; this one "
                              f"has {self.signatures}.")
-        out = self.run({self._role_name("decode", "latent"): z}, "decode")
+        inputs = {self._role_name("decode", "latent"): z}
+        labels = self._labels(len(np.asarray(z)), labels, "decode")
+        if labels is not None:
+            inputs[self._role_name("decode", "label")] = labels
+        out = self.run(inputs, "decode")
         return self.to_uint8(out[self._image_output("decode")])
 
-    def encode(self, x):
-        """VAE: images -> `{"loc": ..., "scale": ...}` of the posterior.
+    def encode(self, x, labels=None):
+        """VAE: images [and, for conditional models, their labels] -> `{"loc": ...,
+        "scale": ...}` of the posterior.
 
         `x` is uint8 pixels (mapped back to `output.value_range`) or floats already in
-        that range, shape `(n, H, W, C)`.
+        that range, shape `(n, H, W, C)`. Conditional models need the true labels.
         """
         if "encode" not in self._runners:
             raise InputError(f"encode() needs a VAE bundle with an 'encode' signature; this one "
@@ -255,7 +263,16 @@ class Generator:
         if x.dtype == np.uint8:
             low, high = self.manifest["output"]["value_range"]
             x = x.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
-        return self.run({self._role_name("encode", "image"): x}, "encode")
+        inputs = {self._role_name("encode", "image"): x}
+        if self._takes_labels("encode"):
+            if labels is None:
+                raise InputError("encode() of a conditional model needs the images' labels: "
+                                 f"{len(x)} ints in [0, {self.num_classes}).")
+            inputs[self._role_name("encode", "label")] = self._labels(len(x), labels, "encode")
+        elif labels is not None:
+            raise InputError("labels are only for conditional models; signature 'encode' of "
+                             "this bundle has no input with role 'label'. Pass labels=None.")
+        return self.run(inputs, "encode")
 
     def to_uint8(self, images):
         """The manifest's post-processing: float images -> uint8 pixels."""

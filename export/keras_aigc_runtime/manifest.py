@@ -1,8 +1,8 @@
-"""Reading and checking `manifest.json`: JSON Schema (schema_version 1) and file sha256.
+"""The bundle format: `manifest.json`'s JSON Schema (schema_version 1), its validation
+and the sha256 of bundle files.
 
-The schema is `manifest.schema.json` next to this module, a byte-identical copy of
-`keras_aigc/export/manifest.schema.json` (the writer's); `tests/runtime/test_manifest.py`
-fails when the two differ, so the contract has a single source.
+The runtime owns the format: `keras_aigc.export` (the writer) imports this module, and
+`manifest.schema.json` next to it is the only copy of the schema.
 """
 
 import hashlib
@@ -43,6 +43,14 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def size_bytes(path):
+    """Bytes of a file, or of every file under a directory."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(path) for f in files)
 
 
 def sha256_path(path):

@@ -6,16 +6,29 @@ import zlib
 import numpy as np
 
 
-def image_grid(images, ncols=None):
-    """Tiles uint8 `(n, H, W, C)` images into one `(rows*H, cols*W, C)` image."""
+def image_grid(images, ncols=None, rows=None, padding=0, pad_value=0):
+    """Tiles uint8 `(n, H, W, C)` images into one picture, row by row.
+
+    Args:
+        images: uint8 `(n, H, W, C)`.
+        ncols: int. Columns; defaults to `ceil(n / rows)` when `rows` is given, else
+            `ceil(sqrt(n))`.
+        rows: int. Rows, used when `ncols` is not given.
+        padding: int. Pixels of `pad_value` around and between images. Defaults to `0`.
+        pad_value: int. Defaults to `0`.
+    """
     images = np.asarray(images, np.uint8)
     n, h, w, c = images.shape
-    ncols = int(ncols or int(np.ceil(np.sqrt(n))))
+    if ncols is None:
+        ncols = -(-n // int(rows)) if rows else int(np.ceil(np.sqrt(n)))
+    ncols = int(ncols)
     nrows = -(-n // ncols)
-    grid = np.zeros((nrows * h, ncols * w, c), np.uint8)
+    p = int(padding)
+    grid = np.full((nrows * (h + p) + p, ncols * (w + p) + p, c), pad_value, np.uint8)
     for i in range(n):
         r, q = divmod(i, ncols)
-        grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = images[i]
+        y, x = p + r * (h + p), p + q * (w + p)
+        grid[y:y + h, x:x + w] = images[i]
     return grid
 
 

@@ -13,6 +13,16 @@ def sample_latents(latent, n, rng):
     return z.astype(latent.get("dtype", "float32"))
 
 
+def to_uint8_spec(low, high):
+    """The manifest's `output.to_uint8` entry for images in `[low, high]`."""
+    low, high = float(low), float(high)
+    if not high > low:
+        raise ValueError(f"value_range must be (low, high) with high > low, got "
+                         f"{(low, high)}.")
+    return {"formula": "clip(round((x - low) * (255 / (high - low))), 0, 255)",
+            "low": low, "high": high, "rounding": "half_to_even"}
+
+
 def to_uint8(x, to_uint8_spec):
     """`clip(round((x - low) * (255 / (high - low))), 0, 255)` with round-half-to-even."""
     if to_uint8_spec.get("rounding", "half_to_even") != "half_to_even":
@@ -20,3 +30,28 @@ def to_uint8(x, to_uint8_spec):
     low, high = float(to_uint8_spec["low"]), float(to_uint8_spec["high"])
     x = np.asarray(x, np.float32)
     return np.clip(np.round((x - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
+
+
+def normalize_labels(labels, n, num_classes, error=ValueError):
+    """Labels for `n` images as int32 `(n,)`, the rule keras_aigc models follow.
+
+    `None` cycles the classes, `np.arange(n) % num_classes`; one int is repeated `n`
+    times; otherwise `n` integers in `[0, num_classes)`. Raises `error` naming the problem.
+    """
+    if not num_classes:
+        raise error("This bundle has no num_classes, so it takes no labels.")
+    if labels is None:
+        return (np.arange(n) % num_classes).astype(np.int32)
+    arr = np.asarray(labels)
+    if arr.ndim == 0:
+        arr = np.full(n, arr)
+    if arr.dtype.kind not in "iu":
+        raise error(f"labels must be integers, got labels of dtype {arr.dtype}.")
+    if arr.shape != (n,):
+        raise error(f"labels must hold one label per image: expected shape ({n},), got "
+                    f"labels of shape {arr.shape}.")
+    bad = arr[(arr < 0) | (arr >= num_classes)]
+    if bad.size:
+        raise error(f"labels must be in [0, {num_classes}) (num_classes={num_classes}), got "
+                    f"labels={bad[:5].tolist()}.")
+    return arr.astype(np.int32)

@@ -108,6 +108,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._load_model()
 
     def _load_model(self):
+        from keras_aigc.models.base import GenerativeModel
+
+        if not isinstance(self.model, GenerativeModel):
+            raise ValueError(
+                f"BackupAndRestore restores keras_aigc.models.GenerativeModel subclasses (their "
+                f"optimizers and extra state); got {type(self.model).__name__}. Use "
+                "keras.callbacks.BackupAndRestore for other models.")
         if not self.model.built:
             raise ValueError(
                 "BackupAndRestore needs a built model before fit(); build it (e.g. "
@@ -123,11 +130,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                     f"backup_dir={self.backup_dir!r}: backup.json names {path!r}, which "
                     "does not exist; the backup is incomplete. Delete backup_dir to start "
                     "over.")
-        build_optimizers = getattr(self.model, "build_optimizers", None)
-        if build_optimizers is not None and getattr(self.model, "g_optimizer", None):
-            build_optimizers()
-        elif self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.build_optimizers()
         self.model.load_weights(weights)
         extra = _extra_variables(self.model)
         with np.load(state) as saved:

@@ -77,16 +77,14 @@ class FrechetDistanceCallback(keras.callbacks.Callback):
     def compute(self):
         """Generates the samples now and returns their Frechet distance to the real set."""
         model = self.model
-        num_classes = getattr(model, "num_classes", None)
-        value_range = getattr(model, "value_range", (-1.0, 1.0))
         stats = FeatureStatistics()
         for i, start in enumerate(range(0, self.num_samples, self.batch_size)):
             n = min(self.batch_size, self.num_samples - start)
-            kwargs = {}
-            if num_classes:
-                kwargs["labels"] = np.arange(start, start + n) % num_classes
-            images = model.generate(n, seed=self.seed + i, **kwargs)
-            stats.update(self.feature_extractor(images, value_range=value_range))
+            labels = None
+            if model.num_classes is not None:  # classes in turn across the whole sample
+                labels = model.normalize_labels(None, start + n)[start:]
+            images = model.generate(n, seed=self.seed + i, labels=labels)
+            stats.update(self.feature_extractor(images, value_range=model.value_range))
         real = self.real_statistics()
         return frechet_distance(real.mean, real.covariance, stats.mean, stats.covariance)
 

@@ -45,7 +45,9 @@ class KLWarmup(keras.callbacks.Callback):
         return self.start + (float(self.model.beta) - self.start) * frac
 
     def on_train_begin(self, logs=None):
-        if not hasattr(self.model, "kl_weight") or not hasattr(self.model, "beta"):
+        from keras_aigc.models.vae.vae import VAE
+
+        if not isinstance(self.model, VAE):
             raise ValueError(f"KLWarmup needs a VAE (a model with `kl_weight` and `beta`), "
                              f"got {type(self.model).__name__}.")
 

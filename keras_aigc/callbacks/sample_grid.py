@@ -42,23 +42,14 @@ class SampleGrid(keras.callbacks.Callback):
         self.labels = labels
         self.written = []
 
-    def _labels(self):
-        if self.labels is not None:
-            return np.asarray(self.labels)
-        num_classes = getattr(self.model, "num_classes", None)
-        if num_classes:
-            return np.arange(self.num_images) % num_classes
-        return None
-
     def write(self, name):
         """Generates the grid now and writes `<directory>/<name>.png`; returns the path."""
         if not is_chief(self.model.distribute_strategy):
             return None
-        labels = self._labels()
-        kwargs = {"labels": labels} if labels is not None else {}
-        images = self.model.generate(self.num_images, seed=self.seed, **kwargs)
+        # labels=None: the model's default (conditional models cycle the classes).
+        images = self.model.generate(self.num_images, seed=self.seed, labels=self.labels)
         path = os.path.join(self.directory, f"{name}.png")
-        save_grid(images, path, value_range=getattr(self.model, "value_range", (-1.0, 1.0)),
+        save_grid(images, path, value_range=self.model.value_range,
                   rows=int(np.ceil(np.sqrt(self.num_images))))
         self.written.append(path)
         return path

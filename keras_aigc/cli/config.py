@@ -14,7 +14,14 @@ import typing
 
 import yaml
 
-SECTIONS = ("model", "data", "compile", "training", "export", "evaluate")
+SECTIONS = ("model", "data", "compile", "training")
+# Sections no command reads: refused with where their settings go instead.
+UNREAD_SECTIONS = {
+    "export": "export settings are flags of `keras-aigc export RUN_DIR` (--formats, "
+              "--quantize, --batch-sizes, --output, --name)",
+    "evaluate": "evaluation settings are flags of `keras-aigc evaluate RUN_DIR` "
+                "(--num-samples, --features, ...)",
+}
 
 
 class ConfigError(ValueError):
@@ -72,7 +79,19 @@ def _type_ok(value, annotation, default):
         return _fits(value, annotation)
     if default is inspect.Parameter.empty or default is None:
         return True
-    return _fits(value, type(default))
+    if not _fits(value, type(default)):
+        return False
+    kind = _element_type(default)
+    # Elements like the default's: g_filters=["a"] fails where (256, 128) is the default.
+    return kind is None or all(_fits(v, kind) for v in value)
+
+
+def _element_type(default):
+    """The one type of a non-empty list/tuple default's elements, else None."""
+    if not isinstance(default, (list, tuple)) or not default:
+        return None
+    kinds = {type(d) for d in default}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _allows_none(annotation):
@@ -121,6 +140,8 @@ def check_kwargs(section, kwargs, fn, skip=()):
         if not _type_ok(value, annotation, p.default):
             expected = (annotation if annotation is not inspect.Parameter.empty
                         else type(p.default).__name__)
+            if annotation is inspect.Parameter.empty and _element_type(p.default):
+                expected = f"a list of {_element_type(p.default).__name__}"
             raise ConfigError(
                 f"{section}.{key}: expected {getattr(expected, '__name__', expected)}, got "
                 f"{type(value).__name__} {value!r}."
@@ -161,7 +182,9 @@ def check_model_section(section):
                               f"{sorted(['name', 'preset', *allowed])}.")
         fn, p = allowed[key]
         if not _type_ok(value, p.annotation, p.default):
-            raise ConfigError(f"model.{key}: expected {type(p.default).__name__}, got "
+            kind = _element_type(p.default)
+            expected = f"a list of {kind.__name__}" if kind else type(p.default).__name__
+            raise ConfigError(f"model.{key}: expected {expected}, got "
                               f"{type(value).__name__} {value!r}.")
     return cls, preset, kwargs
 
@@ -173,6 +196,8 @@ def validate(config):
     if not isinstance(config, dict):
         raise ConfigError(f"config: expected a mapping at the top, got {type(config).__name__}.")
     for key in config:
+        if key in UNREAD_SECTIONS:
+            raise ConfigError(f"{key}: no command reads this section; {UNREAD_SECTIONS[key]}.")
         if key not in SECTIONS:
             raise ConfigError(f"{key}: unknown section. Allowed sections: {list(SECTIONS)}.")
     cls, _, _ = check_model_section(config.get("model", {}))
@@ -269,4 +294,33 @@ def load_config(path, overrides=()):
             config = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({e}).") from e
-    return validate(apply_overrides(config, overrides))
+    if isinstance(config, dict):
+        # Paths written in the file are relative to the file; --set ones to the shell's cwd.
+        config = resolve_paths(config, os.path.dirname(os.path.abspath(path)))
+    config = apply_overrides(config, overrides)
+    if isinstance(config, dict):
+        config = resolve_paths(config, os.getcwd())
+    return validate(config)
+
+
+PATH_SCHEMES = ("npz", "dir")
+
+
+def resolve_paths(config, base_dir):
+    """A copy of `config` with relative file paths (`data.source` of `npz:`/`dir:`,
+    `data.data_dir`) made absolute against `base_dir`; the run directory stores them so,
+    and `keras-aigc evaluate` run from anywhere reads the same data."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return config
+    data = dict(data)
+    source = data.get("source")
+    if isinstance(source, str):
+        scheme, sep, rest = source.partition(":")
+        if sep and scheme in PATH_SCHEMES and rest and not os.path.isabs(
+                os.path.expanduser(rest)):
+            data["source"] = f"{scheme}:{os.path.normpath(os.path.join(base_dir, rest))}"
+    if isinstance(data.get("data_dir"), str) and not os.path.isabs(
+            os.path.expanduser(data["data_dir"])):
+        data["data_dir"] = os.path.normpath(os.path.join(base_dir, data["data_dir"]))
+    return {**config, "data": data}

@@ -1,6 +1,5 @@
 """`keras-aigc evaluate RUN_DIR`: sample-quality metrics (GANs) or likelihoods (VAEs)."""
 
-import inspect
 import json
 import os
 import sys
@@ -44,15 +43,12 @@ def add_parser(subparsers):
 
 def load_run(run_dir):
     """Returns `(model, config dict, data_info dict)` of a run directory."""
+    from keras_aigc.cli.paths import load_model, resolve_model_path
+
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run_dir={run_dir!r} is not a directory. Pass a directory "
                                 "written by `keras-aigc train`.")
-    model_path = os.path.join(run_dir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(
-            f"run_dir={run_dir!r} has no model.keras (found: "
-            f"{sorted(os.listdir(run_dir))}). `keras-aigc train` writes it when training "
-            "finishes; train to completion first.")
+    model_path = resolve_model_path(run_dir)
     config, info = {}, {}
     config_path = os.path.join(run_dir, "config.yaml")
     if os.path.isfile(config_path):
@@ -65,22 +61,21 @@ def load_run(run_dir):
     if not (config.get("data") or {}).get("source"):
         raise ValueError(f"run_dir={run_dir!r}: config.yaml has no data.source, so the test "
                          "split to compare against is unknown.")
-    import keras
-
-    import keras_aigc.models  # noqa: F401 - registers the model classes for loading
-
-    model = keras.models.load_model(model_path)
-    return model, config, info
+    return load_model(model_path), config, info
 
 
-def model_kind(model):
-    """`"vae"` for models with `elbo`/`log_likelihood`, `"gan"` for `generate`; duck-typed."""
-    if hasattr(model, "elbo") and hasattr(model, "log_likelihood"):
-        return "vae"
-    if hasattr(model, "generate"):
-        return "gan"
-    raise ValueError(f"Cannot evaluate a {type(model).__name__}: expected a GAN (with "
-                     "generate()) or a VAE (with elbo() and log_likelihood()).")
+def evaluation_of(model):
+    """`model.evaluation` of a `GenerativeModel`: `"likelihood"` (test ELBO and NLL) or
+    `"samples"` (FID, KID, precision/recall of generated images)."""
+    from keras_aigc.models.base import EVALUATIONS, GenerativeModel
+
+    if not isinstance(model, GenerativeModel):
+        raise ValueError(f"Cannot evaluate a {type(model).__name__}: expected a "
+                         "keras_aigc.models.GenerativeModel.")
+    if model.evaluation not in EVALUATIONS:
+        raise ValueError(f"{type(model).__name__}.evaluation={model.evaluation!r}; supported "
+                         f"evaluations are {list(EVALUATIONS)}.")
+    return model.evaluation
 
 
 def _split_kwargs(config):
@@ -127,18 +122,18 @@ def evaluate_gan(model, config, args):
         extractor(real[i:i + args.batch_size], value_range=(0.0, 255.0))
         for i in range(0, len(real), args.batch_size)])
 
-    num_classes = getattr(model, "num_classes", None)
-    value_range = tuple(getattr(model, "value_range", (-1.0, 1.0)))
+    num_classes = model.num_classes
+    value_range = tuple(model.value_range)
     fake_stats = m.FeatureStatistics()
     fake_feats, probs, labels_all = [], [], []
     bar = _progbar(args.num_samples, f"Generating and featurizing {args.num_samples} samples")
     for i, start in enumerate(range(0, args.num_samples, args.batch_size)):
         n = min(args.batch_size, args.num_samples - start)
-        kwargs = {}
-        if num_classes:
-            kwargs["labels"] = np.arange(start, start + n) % num_classes
-            labels_all.append(kwargs["labels"])
-        images = model.generate(n, seed=args.seed * 1_000_003 + i, **kwargs)
+        labels = None
+        if num_classes is not None:  # the classes in turn across the whole sample
+            labels = model.normalize_labels(None, start + n)[start:]
+            labels_all.append(labels)
+        images = model.generate(n, seed=args.seed * 1_000_003 + i, labels=labels)
         feats = extractor(images, value_range=value_range)
         fake_stats.update(feats)
         fake_feats.append(feats)
@@ -176,7 +171,7 @@ def evaluate_gan(model, config, args):
 
 
 def _call_per_example(fn, x, y, **kwargs):
-    if y is not None and "labels" in inspect.signature(fn).parameters:
+    if y is not None:
         kwargs["labels"] = y
     return np.asarray(fn(x, **kwargs), np.float64).reshape(-1)
 
@@ -193,7 +188,7 @@ def evaluate_vae(model, config, args):
     data_kwargs["batch_size"] = min(args.batch_size, int(data_kwargs.get("batch_size", 128)))
     data_kwargs["labels"] = True
     ds = data.load(source, split="test", shuffle=False, **data_kwargs)
-    conditional = bool(getattr(model, "num_classes", None))
+    conditional = model.num_classes is not None
     elbos, lls = [], []
     bar = _progbar(args.num_samples, f"ELBO and {args.nll_samples}-sample NLL on up to "
                                      f"{args.num_samples} test examples")
@@ -209,12 +204,12 @@ def evaluate_vae(model, config, args):
         seen += take
         bar.add(take)
     elbo, ll = np.concatenate(elbos), np.concatenate(lls)
-    dims = float(np.prod(x.shape[1:]))
     return {
         "test_elbo": float(elbo.mean()),
         "test_nll": float(-ll.mean()),
         "test_nll_std_error": float(ll.std(ddof=1) / np.sqrt(len(ll))) if len(ll) > 1 else None,
-        "test_nll_bits_per_dim": float(-ll.mean() / dims / np.log(2.0)),
+        # The model's own conversion (a Gaussian likelihood adds its pixel-bin width).
+        "test_nll_bits_per_dim": float(model.bits_per_dim_from_log_likelihood(ll.mean())),
         "nll_importance_samples": args.nll_samples,
         "num_test_examples": int(len(ll)),
         "units": "nats per example (ELBO, NLL); bits per dimension",
@@ -229,12 +224,12 @@ def run(args, stream=None):
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, "
                              f"got {value}.")
     model, config, info = load_run(args.run_dir)
-    kind = model_kind(model)
+    evaluation = evaluation_of(model)
     t0 = time.perf_counter()
-    results = evaluate_gan(model, config, args) if kind == "gan" else evaluate_vae(
-        model, config, args)
+    results = (evaluate_gan(model, config, args) if evaluation == "samples"
+               else evaluate_vae(model, config, args))
     results = {
-        "model": type(model).__name__, "kind": kind, "run_dir": os.path.abspath(args.run_dir),
+        "model": type(model).__name__, "kind": model.family, "evaluation": evaluation, "run_dir": os.path.abspath(args.run_dir),
         "data_source": config["data"]["source"], "seed": args.seed, **results,
         "wall_time_s": round(time.perf_counter() - t0, 2),
     }

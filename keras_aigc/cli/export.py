@@ -28,20 +28,6 @@ def add_parser(subparsers):
     return p
 
 
-def resolve_model_path(source):
-    """`source` as a `.keras` file: itself, or `model.keras` inside a run directory."""
-    if os.path.isdir(source):
-        path = os.path.join(source, "model.keras")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Run directory source={source!r} holds no model.keras.")
-        return path
-    if not os.path.isfile(source):
-        raise FileNotFoundError(f"source={source!r} is neither a run directory nor a file.")
-    if not source.endswith(".keras"):
-        raise ValueError(f"source={source!r} must be a run directory or a .keras file.")
-    return source
-
-
 def default_output(source):
     if os.path.isdir(source):
         return os.path.join(source, "export")
@@ -50,31 +36,18 @@ def default_output(source):
 
 def main(args, stream=None):
     stream = stream or sys.stdout  # read at call time (pytest's capsys swaps it)
-    import keras
-
-    from keras_aigc.export import export_bundle
-    from keras_aigc.export.bundle import (
-        FORMATS,
-        QUANTIZATIONS,
-        _check_batch_sizes,
-        _check_choices,
-        _check_out_dir,
-    )
+    from keras_aigc.cli.paths import load_model, resolve_model_path
+    from keras_aigc.export import check_export_args, check_out_dir, export_bundle
 
     # Argument errors first, before the slow model load.
-    _check_choices(args.formats, FORMATS, "formats")
-    _check_choices(args.quantize, QUANTIZATIONS, "quantize")
-    _check_batch_sizes(args.batch_sizes)
+    formats, quantize, batch_sizes = check_export_args(args.formats, args.quantize,
+                                                       args.batch_sizes)
     path = resolve_model_path(args.source)
     output = args.output or default_output(args.source)
-    _check_out_dir(output, args.overwrite)
-    import keras_aigc.models  # noqa: F401  (registers the model classes for loading)
-
-    # safe_mode refuses to deserialize lambdas / arbitrary code from the file.
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    manifest = export_bundle(model, output, formats=tuple(args.formats),
-                             quantize=tuple(args.quantize), batch_sizes=args.batch_sizes,
-                             overwrite=args.overwrite, name=args.name)
+    check_out_dir(output, args.overwrite)
+    model = load_model(path)
+    manifest = export_bundle(model, output, formats=formats, quantize=quantize,
+                             batch_sizes=batch_sizes, overwrite=args.overwrite, name=args.name)
     print(f"Bundle: {output}", file=stream)
     for f in manifest["files"]:
         worst = max((p["max_abs_error"] for p in f["parity"]), default=0.0)
@@ -82,4 +55,22 @@ def main(args, stream=None):
         psnr = f", min PSNR {min(psnrs):.1f} dB" if psnrs and f["quantization"] != "none" else ""
         print(f"  {f['path']:<32} {f['format']:<12} {f['quantization']:<13} "
               f"max|err| {worst:.2e}{psnr}", file=stream)
+    print(serve_hint(output, manifest), file=stream)
     return 0
+
+
+def serve_hint(output, manifest):
+    """The served model name and the exact command that serves the bundle."""
+    import shlex
+
+    formats = {f["format"] for f in manifest["files"]}
+    backend = "onnx" if "onnx" in formats else ("tflite" if "tflite" in formats else None)
+    if backend is None:
+        return (f"Served model name: {manifest['name']} (this bundle has no ONNX or TFLite "
+                "file, so keras-aigc-serve cannot load it; export with --formats onnx).")
+    command = f"keras-aigc-serve {shlex.quote(os.path.abspath(output))}"
+    if backend != "onnx":
+        command += f" --backend {backend}"
+    return (f"Served model name: {manifest['name']}\n"
+            f"Serve it with:     {command}\n"
+            f"(add --host 0.0.0.0 to accept connections from other machines)")

@@ -10,7 +10,9 @@ def add_parser(subparsers):
         "sample", help="Generate images from a trained model into a PNG grid.",
         description="Generate images from a run directory (its model.keras) or a .keras file.")
     p.add_argument("model", help="A run directory written by `keras-aigc train`, or a .keras file.")
-    p.add_argument("--num", type=int, default=64, help="Number of images (default 64).")
+    p.add_argument("--num-samples", "--num", dest="num", type=int, default=64,
+                   help="Number of images (default 64); the same flag as `keras-aigc evaluate` "
+                        "(--num is a deprecated alias).")
     p.add_argument("--seed", type=int, default=0, help="Latent seed (default 0).")
     p.add_argument("--labels", type=str, default=None,
                    help="Comma-separated class labels for conditional models (cycled).")
@@ -22,16 +24,15 @@ def add_parser(subparsers):
 
 
 def main(args):
-    import keras
 
     from keras_aigc.utils import save_grid, to_uint8
 
     if args.num < 1:
-        raise ValueError(f"--num must be a positive integer, got {args.num}.")
-    from keras_aigc.cli.export import resolve_model_path
+        raise ValueError(f"--num-samples must be a positive integer, got {args.num}.")
+    from keras_aigc.cli.paths import load_model, resolve_model_path
 
     path = resolve_model_path(args.model)
-    model = keras.models.load_model(path, safe_mode=True)
+    model = load_model(path)
     kwargs = {}
     if args.labels is not None:
         try:
@@ -42,7 +43,7 @@ def main(args):
             raise ValueError("--labels is empty.")
         kwargs["labels"] = np.resize(np.asarray(values, np.int32), args.num)
     images = model.generate(args.num, seed=args.seed, **kwargs)
-    value_range = getattr(model, "value_range", (-1.0, 1.0))
+    value_range = model.value_range
     run_dir = os.path.dirname(os.path.abspath(path))
     out = args.output or os.path.join(run_dir, "samples", f"sample_seed{args.seed}.png")
     save_grid(images, out, value_range=value_range)

@@ -44,7 +44,7 @@ def build_model(config, info):
         params.update(inspect.signature(fn).parameters)
     if "image_shape" in params and "image_shape" not in kwargs and not preset:
         kwargs["image_shape"] = list(info.image_shape)
-    if "num_classes" in params and "num_classes" not in kwargs:
+    if cls.conditional and "num_classes" not in kwargs:
         kwargs["num_classes"] = info.num_classes
     if preset:
         return cls.from_preset(preset, **kwargs)
@@ -72,6 +72,88 @@ def global_batch_size(batch_size, mode, num_replicas):
     return batch_size * num_replicas
 
 
+def load_datasets(config, training, strategy, model_cls):
+    """Train (and validation) datasets for the strategy's global batch.
+
+    Returns `(train_ds, val_ds or None, info, global batch size)`.
+    """
+    from keras_aigc import data, distribute
+
+    replicas = strategy.num_replicas_in_sync
+    data_kwargs = dict(config["data"])
+    source = data_kwargs.pop("source")
+    data_kwargs["batch_size"] = global_batch_size(
+        data_kwargs.get("batch_size", 128), training.batch_size_mode, replicas)
+    if replicas > 1 or distribute.is_multi_worker(strategy):
+        # Equal per-replica batches in every step (a short last batch would leave some
+        # replicas empty and change the global-batch average).
+        data_kwargs["drop_remainder"] = True
+    data_kwargs.setdefault("labels", model_cls.conditional)
+    train_ds, info = data.load(source, split="train", with_info=True, **data_kwargs)
+    val_ds = None
+    if training.validation:
+        val_kwargs = {k: v for k, v in data_kwargs.items() if k != "shuffle"}
+        val_ds = data.load(source, split="validation", shuffle=False, **val_kwargs)
+    return train_ds, val_ds, info, data_kwargs["batch_size"]
+
+
+def write_run_info(out_dir, config, info, batch_size, strategy):
+    """`config.yaml` (paths absolute) and `data_info.json` of the run directory."""
+    from keras_aigc import distribute
+
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    with open(os.path.join(out_dir, "data_info.json"), "w") as f:
+        json.dump({**info.to_dict(), "global_batch_size": batch_size,
+                   "num_replicas": strategy.num_replicas_in_sync,
+                   "strategy": distribute.describe(strategy)}, f, indent=2)
+
+
+def build_and_compile(config, info, training, strategy):
+    """The library, not the user, creates the model and its optimizers in the scope."""
+    with strategy.scope():
+        model = build_model(config, info)
+        if not model.built:
+            model.build()
+        compile_kwargs = dict(config.get("compile") or {})
+        compile_kwargs.setdefault("jit_compile", resolve_jit_compile(training.jit_compile))
+        compile_kwargs.setdefault("steps_per_execution", training.steps_per_execution)
+        model.compile(**compile_kwargs)
+    return model
+
+
+def make_callbacks(out_dir, run_dir, training, extra_callbacks=()):
+    """Returns `(sample grid callback, all callbacks)` for `fit`."""
+    import keras
+
+    from keras_aigc import callbacks as cb
+
+    samples = cb.SampleGrid(os.path.join(out_dir, "samples"), every=training.sample_every,
+                            num_images=training.num_samples, seed=training.seed)
+    callbacks = [
+        samples,
+        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False),
+    ]
+    if training.backup_freq is not None:
+        callbacks.append(cb.BackupAndRestore(os.path.join(run_dir, "backup"),
+                                             save_freq=training.backup_freq))
+    callbacks.extend(extra_callbacks)
+    return samples, callbacks
+
+
+def save_results(out_dir, model, history):
+    """Writes `model.keras` atomically and `history.json`; returns `(path, history dict)`."""
+    model_path = os.path.join(out_dir, "model.keras")
+    tmp = os.path.join(out_dir, "model.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, model_path)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    with open(os.path.join(out_dir, "history.json"), "w") as f:
+        json.dump(hist, f, indent=2)
+    return model_path, hist
+
+
 def run(config, run_dir, stream=None, extra_callbacks=()):
     """Trains as the config says and fills `run_dir`. Returns `(model, history_dict)`.
 
@@ -86,75 +168,27 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
     strategy = distribute.get_strategy(training.strategy, timeout=training.cluster_timeout)
     import keras
 
-    from keras_aigc import callbacks as cb
     stream = stream or sys.stdout
-    from keras_aigc import data
-
     keras.utils.set_random_seed(training.seed)
     if training.mixed_precision:
         keras.mixed_precision.set_global_policy(training.mixed_precision)
-    replicas = strategy.num_replicas_in_sync
-    data_kwargs = dict(config["data"])
-    source = data_kwargs.pop("source")
-    data_kwargs["batch_size"] = global_batch_size(
-        data_kwargs.get("batch_size", 128), training.batch_size_mode, replicas)
-    if replicas > 1 or distribute.is_multi_worker(strategy):
-        # Equal per-replica batches in every step (a short last batch would leave some
-        # replicas empty and change the global-batch average).
-        data_kwargs["drop_remainder"] = True
     model_cls, _, _ = config_lib.check_model_section(config["model"])
-    conditional = "num_classes" in inspect.signature(model_cls.__init__).parameters
-    data_kwargs.setdefault("labels", conditional)
-    train_ds, info = data.load(source, split="train", with_info=True, **data_kwargs)
-    val_ds = None
-    if training.validation:
-        val_kwargs = {k: v for k, v in data_kwargs.items() if k != "shuffle"}
-        val_ds = data.load(source, split="validation", shuffle=False, **val_kwargs)
+    train_ds, val_ds, info, batch_size = load_datasets(config, training, strategy, model_cls)
 
     chief = distribute.is_chief(strategy)
     out_dir = distribute.chief_or_temp_dir(run_dir, strategy)
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-            yaml.safe_dump(config, f, sort_keys=False)
-        with open(os.path.join(out_dir, "data_info.json"), "w") as f:
-            json.dump({**info.to_dict(), "global_batch_size": data_kwargs["batch_size"],
-                       "num_replicas": replicas,
-                       "strategy": distribute.describe(strategy)}, f, indent=2)
-
-        # The library, not the user, creates the model and both optimizers in the scope.
-        with strategy.scope():
-            model = build_model(config, info)
-            if not model.built:
-                model.build()
-            compile_kwargs = dict(config.get("compile") or {})
-            compile_kwargs.setdefault("jit_compile", resolve_jit_compile(training.jit_compile))
-            compile_kwargs.setdefault("steps_per_execution", training.steps_per_execution)
-            model.compile(**compile_kwargs)
-        samples = cb.SampleGrid(os.path.join(out_dir, "samples"), every=training.sample_every,
-                                num_images=training.num_samples, seed=training.seed)
-        callbacks = [
-            samples,
-            keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False),
-        ]
-        if training.backup_freq is not None:
-            callbacks.append(cb.BackupAndRestore(os.path.join(run_dir, "backup"),
-                                                 save_freq=training.backup_freq))
-        callbacks.extend(extra_callbacks)
-        print(f"Strategy: {distribute.describe(strategy)}; global batch "
-              f"{data_kwargs['batch_size']}", file=stream)
+        write_run_info(out_dir, config, info, batch_size, strategy)
+        model = build_and_compile(config, info, training, strategy)
+        samples, callbacks = make_callbacks(out_dir, run_dir, training, extra_callbacks)
+        print(f"Strategy: {distribute.describe(strategy)}; global batch {batch_size}",
+              file=stream)
         history = model.fit(train_ds, epochs=training.epochs,
                             steps_per_epoch=training.steps_per_epoch,
                             validation_data=val_ds, callbacks=callbacks,
                             verbose=training.verbose)
         final_grid = samples.write("final")
-        model_path = os.path.join(out_dir, "model.keras")
-        tmp = os.path.join(out_dir, "model.tmp.keras")
-        model.save(tmp)
-        os.replace(tmp, model_path)
-        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        with open(os.path.join(out_dir, "history.json"), "w") as f:
-            json.dump(hist, f, indent=2)
+        model_path, hist = save_results(out_dir, model, history)
     finally:
         distribute.cleanup_temp_dir(run_dir, strategy)
     if chief:

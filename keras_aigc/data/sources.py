@@ -1,6 +1,7 @@
 """Raw image sources: each returns uint8 NHWC arrays and integer labels per split.
 
-A source spec is a string: ``digits``, ``npz:PATH``, ``tfds:NAME`` or ``dir:PATH``.
+A source spec is a string: ``digits``, ``mnist``, ``fashion_mnist``, ``npz:PATH``,
+``tfds:NAME`` or ``dir:PATH``.
 Sources never scale or shuffle; that is the job of :mod:`keras_aigc.data.loader`.
 """
 
@@ -94,6 +95,64 @@ def _npz(spec, path, **_):
     labels = np.concatenate([splits["train"][1], splits["test"][1]])
     num_classes = int(labels.max()) + 1 if labels.size else 0
     return RawData(splits=splits, class_names=[str(i) for i in range(num_classes)])
+
+
+# name -> (environment variable, file in the Keras datasets cache, keras.datasets module)
+KERAS_DATASETS = {
+    "mnist": ("KERAS_AIGC_MNIST", "mnist.npz", "mnist"),
+    "fashion_mnist": ("KERAS_AIGC_FASHION_MNIST", os.path.join("fashion-mnist",
+                                                               "train-images-idx3-ubyte.gz"),
+                      "fashion_mnist"),
+}
+
+
+def keras_datasets_dir():
+    """Where `keras.datasets` caches files: `$KERAS_HOME/datasets` or `~/.keras/datasets`."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "datasets")
+
+
+def _tfds_prepared(name, data_dir=None):
+    try:
+        import tensorflow_datasets as tfds
+
+        return tfds.builder(name, data_dir=data_dir).is_prepared()
+    except Exception:
+        return False
+
+
+def _keras_dataset(spec, data_dir=None, **_):
+    """`mnist` / `fashion_mnist`, found in this order: the environment variable
+    (`KERAS_AIGC_MNIST` / `KERAS_AIGC_FASHION_MNIST`, a keras.datasets-layout .npz), the
+    Keras datasets cache, a prepared `tfds:NAME`, then a `keras.datasets` download."""
+    env, cached, module = KERAS_DATASETS[spec]
+    path = os.environ.get(env)
+    if path:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Source '{spec}': {env}={path!r} is not a file; point it "
+                                    "at a keras.datasets-layout .npz (x_train, y_train, x_test, "
+                                    "y_test) or unset it.")
+        return _npz(f"npz:{path}", path)
+    cache = os.path.join(keras_datasets_dir(), cached)
+    if spec == "mnist" and os.path.isfile(cache):
+        return _npz(f"npz:{cache}", cache)
+    if not os.path.isfile(cache) and _tfds_prepared(spec, data_dir):
+        return _tfds(f"tfds:{spec}", spec, data_dir=data_dir)
+    import keras
+
+    try:  # reads the cache when it is there, else downloads into it
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, module).load_data()
+    except Exception as e:
+        raise FileNotFoundError(
+            f"Source '{spec}': not found locally and the download failed "
+            f"({type(e).__name__}: {str(e)[:200]}). Provide it one of three ways: set "
+            f"{env}=/path/to/{spec}.npz (keras.datasets layout); put the keras.datasets "
+            f"files in {os.path.dirname(cache)} (keras.datasets.{module}.load_data() on a "
+            f"machine with a network writes them); or prepare tfds:{spec} with "
+            "tensorflow-datasets and pass data_dir=.") from e
+    splits = {"train": (_as_nhwc_uint8(x_train, spec, "x_train"), y_train.astype(np.int64)),
+              "test": (_as_nhwc_uint8(x_test, spec, "x_test"), y_test.astype(np.int64))}
+    return RawData(splits=splits, class_names=[str(i) for i in range(10)])
 
 
 def _as_nhwc_uint8(x, spec, key):
@@ -236,7 +295,9 @@ def _choose_mode(im, color_mode):
     return "L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
 
 
-SOURCES = {"digits": _digits, "npz": _npz, "tfds": _tfds, "dir": _dir}
+SOURCES = {"digits": _digits, "mnist": _keras_dataset, "fashion_mnist": _keras_dataset,
+           "npz": _npz, "tfds": _tfds, "dir": _dir}
+KNOWN = "digits, mnist, fashion_mnist, npz:PATH, tfds:NAME, dir:PATH"
 
 
 def parse_spec(spec):
@@ -244,16 +305,17 @@ def parse_spec(spec):
     if not isinstance(spec, str) or not spec:
         raise ValueError(
             f"A data source must be a non-empty string, got {spec!r}. Known sources: "
-            "digits, npz:PATH, tfds:NAME, dir:PATH."
+            f"{KNOWN}."
         )
     scheme, _, rest = spec.partition(":")
     if scheme not in SOURCES:
         raise ValueError(
             f"Unrecognized data source {spec!r} (scheme {scheme!r}). Known sources: "
-            "digits, npz:PATH, tfds:NAME, dir:PATH."
+            f"{KNOWN}."
         )
-    if scheme == "digits" and rest:
-        raise ValueError(f"Source {spec!r}: the digits source takes no argument; use 'digits'.")
+    if scheme in ("digits", *KERAS_DATASETS) and rest:
+        raise ValueError(f"Source {spec!r}: the {scheme} source takes no argument; use "
+                         f"{scheme!r}.")
     return scheme, rest
 
 

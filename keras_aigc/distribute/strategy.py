@@ -52,6 +52,17 @@ def parse_spec(spec):
     return name, arg
 
 
+def _json_object(raw):
+    """TF_CONFIG's text as a dict, or a ValueError quoting it."""
+    try:
+        cfg = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {raw[:200]!r}") from e
+    if isinstance(cfg, dict):
+        return cfg
+    raise ValueError(f"TF_CONFIG must be a JSON object, got {type(cfg).__name__}: {raw[:200]!r}")
+
+
 def parse_tf_config(environ=None):
     """Reads and checks TF_CONFIG. Returns the dict, or `None` when unset.
 
@@ -62,13 +73,7 @@ def parse_tf_config(environ=None):
     raw = (environ if environ is not None else os.environ).get("TF_CONFIG")
     if raw is None or not raw.strip():
         return None
-    try:
-        cfg = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({e}): {raw[:200]!r}") from e
-    if not isinstance(cfg, dict):
-        raise ValueError(f"TF_CONFIG must be a JSON object, got {type(cfg).__name__}: "
-                         f"{raw[:200]!r}")
+    cfg = _json_object(raw)
     cluster = cfg.get("cluster")
     if not isinstance(cluster, dict) or not cluster:
         raise ValueError(

@@ -3,11 +3,13 @@
 from keras_aigc.export.bundle import (
     FORMATS,
     QUANTIZATIONS,
+    check_export_args,
+    check_out_dir,
     export_bundle,
     load_manifest,
     validate_manifest,
 )
 from keras_aigc.export.export_utils import ExportSpec, Signature, TensorInfo, export_spec
 
-__all__ = ["FORMATS", "QUANTIZATIONS", "export_bundle", "load_manifest", "validate_manifest",
+__all__ = ["FORMATS", "QUANTIZATIONS", "export_bundle", "check_export_args", "check_out_dir", "load_manifest", "validate_manifest",
            "export_spec", "ExportSpec", "Signature", "TensorInfo"]

@@ -12,21 +12,31 @@ import tempfile
 import numpy as np
 
 from keras_aigc.export import onnx as onnx_lib
-from keras_aigc.export import saved_model as saved_model_lib
 from keras_aigc.export import tflite as tflite_lib
 from keras_aigc.export import triton as triton_lib
 from keras_aigc.export import verify as verify_lib
-from keras_aigc.export.export_utils import export_spec, sha256_path
+from keras_aigc.export.export_utils import export_spec
+from keras_aigc.export.registry import EXPORTERS, ExportContext, get_exporter
+from keras_aigc_runtime.manifest import (
+    MANIFEST,
+    SCHEMA_PATH,
+    SCHEMA_VERSION,
+    load_manifest,
+    load_schema,
+    sha256_path,
+    size_bytes,
+    validate_manifest,
+)
+from keras_aigc_runtime.postprocess import to_uint8_spec
 
-FORMATS = ("saved_model", "tflite", "onnx", "triton")
+FORMATS = tuple(EXPORTERS)
 QUANTIZATIONS = tflite_lib.QUANTIZATIONS
-SCHEMA_VERSION = 1
-SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "manifest.schema.json")
-MANIFEST = "manifest.json"
-_SUFFIX = {"none": "", "float16": "_fp16", "dynamic_int8": "_dynamic_int8", "int8": "_int8"}
+
+__all__ = ["FORMATS", "QUANTIZATIONS", "export_bundle", "check_export_args", "load_manifest",
+           "load_schema", "validate_manifest", "MANIFEST", "SCHEMA_PATH", "SCHEMA_VERSION"]
 
 
-def _check_choices(values, allowed, arg):
+def check_choices(values, allowed, arg):
     if isinstance(values, str):
         values = (values,)
     values = tuple(values)
@@ -37,7 +47,7 @@ def _check_choices(values, allowed, arg):
     return tuple(dict.fromkeys(values))
 
 
-def _check_batch_sizes(batch_sizes):
+def check_batch_sizes(batch_sizes):
     if batch_sizes is None:
         return None
     if isinstance(batch_sizes, (int, np.integer)):
@@ -53,7 +63,7 @@ def _check_batch_sizes(batch_sizes):
     return tuple(sorted(set(int(b) for b in sizes)))
 
 
-def _check_out_dir(out_dir, overwrite):
+def check_out_dir(out_dir, overwrite):
     if os.path.lexists(out_dir):
         if not overwrite:
             raise ValueError(f"out_dir={out_dir!r} already exists; pass overwrite=True "
@@ -63,9 +73,33 @@ def _check_out_dir(out_dir, overwrite):
             raise ValueError(f"out_dir={out_dir!r} exists and is not an export bundle (no "
                              f"{MANIFEST}); refusing to replace it even with overwrite=True.")
     parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"The parent directory of out_dir={out_dir!r} does not exist: "
-                                f"{parent}.")
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise NotADirectoryError(f"The parent of out_dir={out_dir!r} is not a directory: "
+                                 f"{parent}.")
+
+
+def check_export_args(formats, quantize=(), batch_sizes=None):
+    """Checks `export_bundle`'s format arguments; returns them normalised.
+
+    Formats are returned in registry order with the formats they require added (Triton
+    writes the ONNX files too).
+
+    Raises:
+        ValueError: naming the unknown format or quantization, an empty `formats`,
+            `quantize` without `"tflite"`, or bad `batch_sizes`.
+    """
+    formats = check_choices(formats, FORMATS, "formats")
+    if not formats:
+        raise ValueError(f"formats is empty. Supported formats are: {list(FORMATS)}.")
+    wanted = set(formats)
+    for fmt in formats:
+        wanted.update(get_exporter(fmt).REQUIRES)
+    formats = tuple(f for f in FORMATS if f in wanted)
+    quantize = check_choices(quantize, QUANTIZATIONS, "quantize")
+    if quantize and "tflite" not in formats:
+        raise ValueError(f"quantize={quantize!r} applies to TFLite files, but formats={formats!r} "
+                         f"has no 'tflite'.")
+    return formats, quantize, check_batch_sizes(batch_sizes)
 
 
 def _versions(formats):
@@ -128,22 +162,16 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     keras_aigc.export.export_bundle(gan, "bundle/", quantize=("float16", "int8"))
     ```
     """
-    formats = _check_choices(formats, FORMATS, "formats")
-    if not formats:
-        raise ValueError(f"formats is empty. Supported formats are: {list(FORMATS)}.")
-    quantize = _check_choices(quantize, QUANTIZATIONS, "quantize")
-    if quantize and "tflite" not in formats:
-        raise ValueError(f"quantize={quantize!r} applies to TFLite files, but formats={formats!r} "
-                         f"has no 'tflite'.")
-    batch_sizes = _check_batch_sizes(batch_sizes)
+    formats, quantize, batch_sizes = check_export_args(formats, quantize, batch_sizes)
     out_dir = os.fspath(out_dir)
-    _check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     spec = export_spec(model)
     name = name or re.sub(r"[^A-Za-z0-9_.-]", "_", model.name)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"name must match [A-Za-z0-9_.-]+, got name={name!r}.")
 
     parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.tmp-",
                            dir=parent)
     umask = os.umask(0)
@@ -160,7 +188,7 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
 
 def _finalize(tmp, out_dir, overwrite):
     if os.path.lexists(out_dir):
-        _check_out_dir(out_dir, overwrite)
+        check_out_dir(out_dir, overwrite)
         trash = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.old-",
                                  dir=os.path.dirname(os.path.abspath(out_dir)))
         os.rmdir(trash)
@@ -176,89 +204,19 @@ def _finalize(tmp, out_dir, overwrite):
 
 
 def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_size):
-    rng = np.random.default_rng(seed)
+    """Writes every format's files, verifies each against Keras, writes the manifest."""
+    ctx = ExportContext(root=root, formats=formats, quantize=quantize, batch_sizes=batch_sizes,
+                        name=name, max_batch_size=max_batch_size,
+                        rng=np.random.default_rng(seed))
     test_sizes = tuple(sorted(set(verify_lib.VERIFY_BATCH_SIZES) | set(batch_sizes or ())))
-    work = os.path.join(root, "_work")
-    os.makedirs(work)
     files = []
-
-    def add(path, fmt, quant, signatures, parity, **extra):
-        digest, size = sha256_path(os.path.join(root, path))
-        files.append({"path": path, "format": fmt, "quantization": quant, "sha256": digest,
-                      "size_bytes": size, "signatures": signatures, "parity": parity, **extra})
-
-    # The dynamic-batch SavedModel is a product and the source of the other conversions.
-    sm_dir = os.path.join(root if "saved_model" in formats else work, "saved_model")
-    saved_model_lib.export_saved_model(spec, sm_dir)
-    if "saved_model" in formats:
-        parity = []
-        for sig in spec.signatures:
-            run = saved_model_lib.runner(sm_dir, sig.name, [i.name for i in sig.inputs])
-            parity += verify_lib.verify(spec, sig, run, test_sizes, "none", rng,
-                                          "The SavedModel")
-        verify_lib.check(parity, "The SavedModel")
-        add("saved_model", "saved_model", "none", saved_model_lib.file_signatures(spec, sm_dir),
-            parity)
-
-    if "tflite" in formats:
-        fixed_dir = None
-        if batch_sizes is not None:
-            fixed_dir = saved_model_lib.export_saved_model(
-                spec, os.path.join(work, "saved_model_fixed"), batch_sizes=batch_sizes)
-        for i, sig in enumerate(spec.signatures):
-            stem = "model" if i == 0 else sig.name
-            for quant in ("none",) + quantize:
-                for n in ([None] if batch_sizes is None else batch_sizes):
-                    key = sig.name if n is None else f"{sig.name}_b{n}"
-                    path = f"{stem}{_SUFFIX[quant]}{'' if n is None else f'_b{n}'}.tflite"
-                    rep = _representative(spec, sig, n or 1, rng) if quant == "int8" else None
-                    content = tflite_lib.convert(sm_dir if n is None else fixed_dir, key, quant,
-                                                 rep)
-                    with open(os.path.join(root, path), "wb") as f:
-                        f.write(content)
-                    run = tflite_lib.runner(os.path.join(root, path), key,
-                                            [t.name for t in sig.inputs])
-                    sizes = test_sizes if n is None else (n, n)
-                    parity = verify_lib.verify(spec, sig, run, sizes, quant, rng,
-                                                f"The TFLite file {path}")
-                    verify_lib.check(parity, f"The TFLite file {path}")
-                    add(path, "tflite", quant,
-                        [tflite_lib.file_signature(os.path.join(root, path), key, sig,
-                                                   -1 if n is None else n)], parity)
-
-    onnx_entries = {}
-    if "onnx" in formats or "triton" in formats:
-        for i, sig in enumerate(spec.signatures):
-            path = "model.onnx" if i == 0 else f"{sig.name}.onnx"
-            full = os.path.join(root, path)
-            onnx_lib.export_onnx(sig, full)
-            if not onnx_lib.batch_is_dynamic(full):
-                raise ValueError(f"The ONNX file {path} has no dynamic batch axis.")
-            run = onnx_lib.runner(full, [t.name for t in sig.inputs])
-            parity = verify_lib.verify(spec, sig, run, test_sizes, "none", rng,
-                                        f"The ONNX file {path}")
-            verify_lib.check(parity, f"The ONNX file {path}")
-            entry = onnx_lib.file_signature(full, sig)
-            onnx_entries[sig.name] = (full, entry, parity)
-            add(path, "onnx", "none", [entry], parity, opset=onnx_lib.opset_of(full))
-
-    if "triton" in formats:
-        repo = os.path.join(root, "triton")
-        entries, parity = [], []
-        for sig in spec.signatures:
-            full, entry, sig_parity = onnx_entries[sig.name]
-            model_name = f"{name}_{sig.name}"
-            triton_lib.write_model(repo, model_name, full, entry, max_batch_size)
-            # The repository holds byte-identical copies of the verified ONNX files.
-            copy = os.path.join(repo, model_name, "1", "model.onnx")
-            if sha256_path(copy)[0] != sha256_path(full)[0]:
-                raise ValueError(f"Copying {full} into the Triton repository failed.")
-            entries.append({**entry, "key": model_name})
-            parity += sig_parity
-        add("triton", "triton", "none", entries, parity, opset=onnx_lib.opset_of(full),
-            max_batch_size=int(max_batch_size))
-
-    shutil.rmtree(work)
+    for fmt in formats:
+        exporter = get_exporter(fmt)
+        ctx.artifacts[fmt] = exporter.write(spec, ctx)
+        for artifact in ctx.artifacts[fmt]:
+            files.append(_verified_entry(spec, ctx, exporter, artifact, test_sizes))
+    ctx.cache.clear()
+    shutil.rmtree(os.path.join(root, "_work"), ignore_errors=True)
     low, high = spec.value_range
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -273,8 +231,7 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
         "output": {
             "image_shape": [int(d) for d in spec.image_shape],
             "value_range": [low, high],
-            "to_uint8": {"formula": "clip(round((x - low) * (255 / (high - low))), 0, 255)",
-                         "low": low, "high": high, "rounding": "half_to_even"},
+            "to_uint8": to_uint8_spec(low, high),
         },
         "files": files,
         "tools": _versions(formats),
@@ -286,51 +243,19 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
     return manifest
 
 
-def _representative(spec, sig, batch, rng):
-    """At least `REPRESENTATIVE_EXAMPLES` inputs drawn from the model's prior."""
-    count = -(-tflite_lib.REPRESENTATIVE_EXAMPLES // batch)
-    data = [spec.sample_inputs(sig, batch, rng) for _ in range(count)]
-
-    def gen():
-        for inputs in data:
-            yield {t.name: x for t, x in zip(sig.inputs, inputs, strict=True)}
-
-    return gen
-
-
-def load_schema():
-    with open(SCHEMA_PATH) as f:
-        return json.load(f)
-
-
-def validate_manifest(manifest):
-    """Raises ValueError if `manifest` does not follow manifest.schema.json."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.path))
-    if errors:
-        msgs = "; ".join(f"{'/'.join(str(p) for p in e.path) or '<root>'}: {e.message}"
-                         for e in errors[:12])
-        raise ValueError(f"manifest does not match {os.path.basename(SCHEMA_PATH)}: {msgs}")
-
-
-def load_manifest(bundle_dir, check_files=True):
-    """Reads, validates and (by default) checks every file's sha256 in a bundle."""
-    path = os.path.join(os.fspath(bundle_dir), MANIFEST)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No {MANIFEST} in bundle_dir={os.fspath(bundle_dir)!r}.")
-    with open(path) as f:
-        manifest = json.load(f)
-    validate_manifest(manifest)
-    if check_files:
-        for entry in manifest["files"]:
-            full = os.path.join(bundle_dir, *entry["path"].split("/"))
-            if not os.path.exists(full):
-                raise FileNotFoundError(f"Bundle file {entry['path']!r} listed in {MANIFEST} is "
-                                        f"missing from {os.fspath(bundle_dir)!r}.")
-            digest, _ = sha256_path(full)
-            if digest != entry["sha256"]:
-                raise ValueError(f"sha256 of {entry['path']!r} is {digest}, the manifest says "
-                                 f"{entry['sha256']}: the bundle was modified.")
-    return manifest
+def _verified_entry(spec, ctx, exporter, artifact, test_sizes):
+    """Runs every signature of one written artifact against Keras on fresh inputs and
+    returns its manifest `files[]` entry; raises if any output is out of tolerance."""
+    what = f"The {exporter.LABEL} file {artifact.path}"
+    parity, signatures = [], []
+    for part in artifact.parts:
+        sizes = test_sizes if part.batch_size is None else (part.batch_size,) * 2
+        parity += verify_lib.verify(spec, part.signature, exporter.runner(ctx, artifact, part),
+                                    sizes, artifact.quantization, ctx.rng, what)
+        signatures.append(exporter.describe(ctx, artifact, part))
+    verify_lib.check(parity, what)
+    full = ctx.full(artifact.path)
+    return {"path": artifact.path, "format": artifact.format,
+            "quantization": artifact.quantization, "sha256": sha256_path(full),
+            "size_bytes": size_bytes(full), "signatures": signatures, "parity": parity,
+            **artifact.extra}

@@ -1,22 +1,19 @@
-"""What a model exports: per-family signatures, their Keras functions and input samplers.
+"""What a model exports: its signatures, their Keras functions and input samplers.
 
-A model plugs in either by defining `export_signatures()` (returning a list of `Signature`)
-or through the duck-typed defaults below:
-
-- VAE: has `encoder` and `decoder` sub-models -> `decode` (z -> mean image) and `encode`
-  (image -> posterior `loc`, `scale`).
-- Conditional GAN: has `num_classes` and `inference_generator` -> `generate` (z, label:int32).
-- GAN: has `inference_generator` -> `generate` (z -> image).
+Every model describes its own exports through the `GenerativeModel` contract
+(`keras_aigc.models.base`): `export_signatures()` returns `Signature`s whose inputs carry a
+role (`latent`, `label`, `image`, `noise`), and `export_spec` collects them with the
+model's `latent_dim`, `num_classes`, `image_shape` and `value_range`.
 """
 
 import dataclasses
-import hashlib
-import os
 from typing import Callable
 
 import numpy as np
 
-LATENT, LABEL, IMAGE, LOC, SCALE = "latent", "label", "image", "loc", "scale"
+LATENT, LABEL, IMAGE, NOISE, LOC, SCALE = "latent", "label", "image", "noise", "loc", "scale"
+# Roles of signature inputs; the runtime feeds inputs by role.
+INPUT_ROLES = (LATENT, LABEL, IMAGE, NOISE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +81,7 @@ class ExportSpec:
         """Fresh inputs for `signature` drawn from the model's prior, as numpy arrays."""
         out = []
         for spec in signature.inputs:
-            if spec.role == LATENT:
+            if spec.role in (LATENT, NOISE):
                 out.append(rng.standard_normal((n,) + tuple(spec.shape[1:])).astype(np.float32))
             elif spec.role == LABEL:
                 out.append(rng.integers(0, self.num_classes, size=(n,) + tuple(spec.shape[1:]))
@@ -93,9 +90,7 @@ class ExportSpec:
                 # Images the model itself would produce: decoded prior samples, plus a
                 # little noise so the encoder sees more than the decoder's manifold.
                 producer = self.signatures[0]
-                z = rng.standard_normal((n, self.latent_dim)).astype(np.float32)
-                ins = [z] + [rng.integers(0, self.num_classes, size=(n,)).astype(np.int32)
-                             for s in producer.inputs[1:] if s.role == LABEL]
+                ins = self.sample_inputs(producer, n, rng)
                 img = np.asarray(producer.fn(*ins)[producer.outputs[0].name], np.float32)
                 low, high = self.value_range
                 img = img + 0.02 * (high - low) * rng.standard_normal(img.shape).astype(np.float32)
@@ -109,64 +104,46 @@ class ExportSpec:
         return {k: np.asarray(v) for k, v in res.items()}
 
 
-def _is_keras_aigc(model):
-    import keras
-
-    if not isinstance(model, keras.Model):
-        return False
-    # The class or one of its bases (a user's DCGAN subclass counts) is ours.
-    for cls in type(model).__mro__:
-        if not (isinstance(cls, type) and issubclass(cls, keras.Model)):
-            continue
-        if ((keras.saving.get_registered_name(cls) or "").startswith("keras_aigc>")
-                or cls.__module__.startswith("keras_aigc.")):
-            return True
-    return False
-
-
-def _shape_of(model_or_layer_output_shape):
-    shape = tuple(model_or_layer_output_shape)
-    return (None,) + tuple(int(d) for d in shape[1:])
-
-
 def export_spec(model):
-    """Returns the `ExportSpec` of a built keras_aigc model.
+    """Returns the `ExportSpec` of a built `GenerativeModel`, from its contract.
 
     Raises:
-        ValueError: the model is not a keras_aigc model, is not built, or is of no
-            known family.
+        ValueError: the model is not a `keras_aigc.models.GenerativeModel`, is not built,
+            or has a latent prior that manifests cannot describe.
     """
-    import keras
+    from keras_aigc.models.base import GenerativeModel
 
-    if not _is_keras_aigc(model):
+    if not isinstance(model, GenerativeModel):
         raise ValueError(
-            f"model must be a built keras_aigc model (a keras.Model registered under the "
-            f"'keras_aigc' package, e.g. keras_aigc.models.DCGAN); got {type(model).__module__}."
-            f"{type(model).__name__}.")
+            f"model must be a built keras_aigc.models.GenerativeModel (e.g. "
+            f"keras_aigc.models.DCGAN); got {type(model).__module__}.{type(model).__name__}.")
     if not model.built:
         raise ValueError(
             f"model={type(model).__name__} is not built: call model.build() or fit it (or load "
             f"a saved .keras) before exporting.")
-    value_range = tuple(float(v) for v in getattr(model, "value_range", (-1.0, 1.0)))
-    common = dict(value_range=value_range, class_name=type(model).__name__,
-                  config=_json_config(model))
-    latent_dim = int(model.latent_dim)
-    if hasattr(model, "export_signatures"):
-        sigs = list(model.export_signatures())
-        family = getattr(model, "export_family", "gan")
-        tracked = list(getattr(model, "export_tracked", [model]))
-        image = next(o for s in sigs for o in s.outputs if o.role == IMAGE)
-        return ExportSpec(family=family, signatures=sigs, tracked=tracked, latent_dim=latent_dim,
-                          num_classes=getattr(model, "num_classes", None),
-                          image_shape=tuple(image.shape[1:]), ema_weights=False, **common)
-    if hasattr(model, "encoder") and hasattr(model, "decoder"):
-        return _vae_spec(model, latent_dim, common)
-    if hasattr(model, "inference_generator"):
-        return _gan_spec(model, latent_dim, common, keras)
-    raise ValueError(
-        f"model={type(model).__name__} is of no exportable family: expected a GAN "
-        f"(inference_generator), a conditional GAN (num_classes) or a VAE (encoder, decoder), "
-        f"or an export_signatures() method.")
+    prior = model.latent_prior()
+    if prior.get("type", "normal") != "normal":
+        raise ValueError(
+            f"model={type(model).__name__} has a {prior['type']!r} prior; manifest schema v1 "
+            "describes only a standard-normal latent prior. Export a model with prior='normal'.")
+    sigs = list(model.export_signatures())
+    for sig in sigs:
+        for t in sig.inputs:
+            if t.role not in INPUT_ROLES:
+                raise ValueError(f"Signature {sig.name!r} input {t.name!r} has role={t.role!r}; "
+                                 f"input roles are {list(INPUT_ROLES)}.")
+    image = next((o for s in sigs for o in s.outputs if o.role == IMAGE), None)
+    if image is None:
+        raise ValueError(f"model={type(model).__name__}.export_signatures() has no output with "
+                         f"role {IMAGE!r}.")
+    return ExportSpec(
+        family=model.family, signatures=sigs, tracked=list(model.export_tracked()),
+        latent_dim=model.latent_dim,
+        num_classes=None if model.num_classes is None else int(model.num_classes),
+        image_shape=tuple(int(d) for d in image.shape[1:]),
+        value_range=tuple(float(v) for v in model.value_range),
+        ema_weights=bool(model.exports_ema_weights), class_name=type(model).__name__,
+        config=_json_config(model))
 
 
 def _json_config(model):
@@ -176,91 +153,3 @@ def _json_config(model):
         return json.loads(json.dumps(model.get_config(), default=lambda o: repr(o)))
     except (NotImplementedError, TypeError, ValueError):
         return {}
-
-
-def _gan_spec(model, latent_dim, common, keras):
-    gen = model.inference_generator
-    num_classes = getattr(model, "num_classes", None)
-    image_shape = tuple(int(d) for d in gen.output_shape[1:])
-    z = TensorInfo("z", LATENT, "float32", (None, latent_dim))
-    image = TensorInfo("image", IMAGE, "float32", (None,) + image_shape)
-    if num_classes is None:
-        def generate(z_):
-            return {"image": gen(model.generator_inputs(z_, None), training=False)}
-        inputs, family = [z], "gan"
-    else:
-        def generate(z_, labels):
-            z_ = keras.ops.convert_to_tensor(z_, "float32")
-            labels = keras.ops.convert_to_tensor(labels, "int32")
-            return {"image": gen(model.generator_inputs(z_, labels), training=False)}
-        inputs = [z, TensorInfo("labels", LABEL, "int32", (None,))]
-        family = "conditional_gan"
-    sig = Signature("generate", generate, inputs, [image])
-    return ExportSpec(family=family, signatures=[sig], tracked=[gen], latent_dim=latent_dim,
-                      num_classes=None if num_classes is None else int(num_classes),
-                      image_shape=image_shape,
-                      ema_weights=gen is not getattr(model, "generator", gen), **common)
-
-
-def _vae_spec(model, latent_dim, common):
-    prior = model.latent_prior() if hasattr(model, "latent_prior") else {"type": "normal"}
-    if prior.get("type", "normal") != "normal":
-        raise ValueError(
-            f"model={type(model).__name__} has a {prior['type']!r} prior; manifest schema v1 "
-            "describes only a standard-normal latent prior. Export a VAE with prior='normal'.")
-    if hasattr(model, "decoder_mean_model") and hasattr(model, "encoder_model"):
-        # keras_aigc VAEs: functional models that map decoder parameters to the mean
-        # image, and add the int32 label input for conditional VAEs.
-        decoder, encoder = model.decoder_mean_model(), model.encoder_model()
-    else:
-        decoder, encoder = model.decoder, model.encoder
-    image_shape = tuple(int(d) for d in decoder.output_shape[1:])
-    num_classes = getattr(model, "num_classes", None)
-    conditional = len(decoder.inputs) > 1
-    z = TensorInfo("z", LATENT, "float32", (None, latent_dim))
-    image = TensorInfo("image", IMAGE, "float32", (None,) + image_shape)
-    label = TensorInfo("labels", LABEL, "int32", (None,))
-    scale_shape = tuple(int(d) if d is not None else None
-                        for d in encoder.outputs[1].shape)
-    scale_shape = (None,) + scale_shape[1:]
-
-    def decode(z_, *labels):
-        return {"image": decoder([z_, *labels] if labels else z_, training=False)}
-
-    def encode(x, *labels):
-        loc, scale = encoder([x, *labels] if labels else x, training=False)
-        return {"loc": loc, "scale": scale}
-
-    sigs = [
-        Signature("decode", decode, [z, label] if conditional else [z], [image]),
-        Signature("encode", encode, [image, label] if conditional else [image],
-                  [TensorInfo("loc", LOC, "float32", (None, latent_dim)),
-                   TensorInfo("scale", SCALE, "float32", scale_shape)]),
-    ]
-    return ExportSpec(family="vae", signatures=sigs, tracked=[decoder, encoder],
-                      latent_dim=latent_dim,
-                      num_classes=int(num_classes) if conditional and num_classes else None,
-                      image_shape=image_shape, ema_weights=False, **common)
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256_path(path):
-    """sha256 of a file, or of a directory as sorted `"<sha256> <relpath>\\n"` lines."""
-    if os.path.isfile(path):
-        return sha256_file(path), os.path.getsize(path)
-    lines, size = [], 0
-    for root, _, files in os.walk(path):
-        for fname in files:
-            full = os.path.join(root, fname)
-            rel = os.path.relpath(full, path).replace(os.sep, "/")
-            lines.append((rel, sha256_file(full)))
-            size += os.path.getsize(full)
-    text = "".join(f"{digest} {rel}\n" for rel, digest in sorted(lines))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest(), size

@@ -1,8 +1,47 @@
-"""ONNX export through tf2onnx (as Keras' `format="onnx"` does), verified with ONNX Runtime."""
+"""ONNX export through tf2onnx (as Keras' `format="onnx"` does), verified with ONNX Runtime.
 
-import numpy as np
+Exporter interface (see `registry`): `write`, `runner`, `describe`.
+"""
 
+from keras_aigc.export.registry import Artifact, Part
+
+LABEL = "ONNX"  # how messages name this format
+REQUIRES = ()
 DEFAULT_OPSET = 17
+
+
+def write(spec, ctx):
+    """One dynamic-batch `.onnx` file per signature (`model.onnx` for the first)."""
+    artifacts = []
+    for i, sig in enumerate(spec.signatures):
+        path = "model.onnx" if i == 0 else f"{sig.name}.onnx"
+        full = ctx.full(path)
+        export_onnx(sig, full)
+        if not batch_is_dynamic(full):
+            raise ValueError(f"The ONNX file {path} has no dynamic batch axis.")
+        artifacts.append(Artifact(path, "onnx", [Part(sig)], extra={"opset": opset_of(full)}))
+    return artifacts
+
+
+def file_runner(path, signature):
+    """`run(inputs) -> {output: array}` on an ONNX file, through the runtime's runner."""
+    from keras_aigc_runtime.onnx_backend import OnnxRunner
+
+    run_file = OnnxRunner(str(path), providers=["CPUExecutionProvider"])
+    names = [t.name for t in signature.inputs]
+
+    def run(inputs):
+        return run_file(dict(zip(names, inputs, strict=True)))
+
+    return run
+
+
+def runner(ctx, artifact, part):
+    return file_runner(ctx.full(artifact.path), part.signature)
+
+
+def describe(ctx, artifact, part):
+    return file_signature(ctx.full(artifact.path), part.signature)
 
 
 def export_onnx(signature, path, opset=DEFAULT_OPSET):
@@ -38,17 +77,6 @@ def session(path, num_threads=None):
     if num_threads:
         opts.intra_op_num_threads = int(num_threads)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def runner(path, input_names, num_threads=None):
-    sess = session(path, num_threads)
-    out_names = [o.name for o in sess.get_outputs()]
-
-    def run(inputs):
-        res = sess.run(None, {k: np.asarray(v) for k, v in zip(input_names, inputs, strict=True)})
-        return dict(zip(out_names, res, strict=True))
-
-    return run
 
 
 def batch_is_dynamic(path):

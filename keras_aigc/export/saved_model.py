@@ -1,6 +1,49 @@
-"""SavedModel export through `keras.export.ExportArchive`, one named endpoint per signature."""
+"""SavedModel export through `keras.export.ExportArchive`, one named endpoint per signature.
+
+Exporter interface (see `registry`): `write`, `runner`, `describe`.
+"""
 
 import numpy as np
+
+from keras_aigc.export.registry import Artifact, Part
+
+LABEL = "SavedModel"  # how messages name this format
+REQUIRES = ()
+PATH = "saved_model"
+
+
+def write(spec, ctx):
+    """The bundle's dynamic-batch SavedModel: one artifact holding every signature."""
+    ctx.saved_model(spec)
+    return [Artifact(PATH, "saved_model", [Part(sig, sig.name) for sig in spec.signatures])]
+
+
+def _loaded(ctx, artifact):
+    import tensorflow as tf
+
+    key = ("saved_model", artifact.path)
+    if key not in ctx.cache:
+        ctx.cache[key] = tf.saved_model.load(ctx.full(artifact.path))
+    return ctx.cache[key]
+
+
+def runner(ctx, artifact, part):
+    """`run(inputs) -> {output: array}` calling signature `part.key` of the SavedModel."""
+    import tensorflow as tf
+
+    fn = _loaded(ctx, artifact).signatures[part.key]
+    names = [i.name for i in part.signature.inputs]
+
+    def run(inputs):
+        res = fn(**{k: tf.constant(v) for k, v in zip(names, inputs, strict=True)})
+        return {k: np.asarray(v) for k, v in res.items()}
+
+    return run
+
+
+def describe(ctx, artifact, part):
+    """The manifest entry of one signature, read back from the SavedModel."""
+    return _entry(_loaded(ctx, artifact).signatures[part.key], part.signature)
 
 
 def export_saved_model(spec, path, batch_sizes=None):
@@ -26,37 +69,22 @@ def export_saved_model(spec, path, batch_sizes=None):
     return path
 
 
-def runner(path, key, input_names):
-    """Returns `run(inputs) -> {output: array}` calling signature `key` of a SavedModel."""
-    import tensorflow as tf
-
-    fn = tf.saved_model.load(path).signatures[key]
-
-    def run(inputs):
-        res = fn(**{k: tf.constant(v) for k, v in zip(input_names, inputs, strict=True)})
-        return {k: np.asarray(v) for k, v in res.items()}
-
-    return run
-
-
 def file_signatures(spec, path):
     """Manifest `signatures[]` entries of the SavedModel at `path` (read back from it)."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
-    entries = []
-    for sig in spec.signatures:
-        fn = loaded.signatures[sig.name]
-        ins = fn.structured_input_signature[1]
-        outs = fn.structured_outputs
-        entries.append({
-            "name": sig.name, "key": sig.name, "batch_size": -1,
-            "inputs": [_tensor(name, ins[name], sig.inputs) for name in
-                       [i.name for i in sig.inputs]],
-            "outputs": [_tensor(name, outs[name], sig.outputs) for name in
-                        [o.name for o in sig.outputs]],
-        })
-    return entries
+    return [_entry(loaded.signatures[sig.name], sig) for sig in spec.signatures]
+
+
+def _entry(fn, sig):
+    ins = fn.structured_input_signature[1]
+    outs = fn.structured_outputs
+    return {
+        "name": sig.name, "key": sig.name, "batch_size": -1,
+        "inputs": [_tensor(i.name, ins[i.name], sig.inputs) for i in sig.inputs],
+        "outputs": [_tensor(o.name, outs[o.name], sig.outputs) for o in sig.outputs],
+    }
 
 
 def _tensor(name, tspec, infos):

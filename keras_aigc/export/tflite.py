@@ -1,10 +1,56 @@
-"""TFLite (LiteRT) conversion from a SavedModel signature, builtin ops only, run with LiteRT."""
+"""TFLite (LiteRT) conversion from a SavedModel signature, builtin ops only, run with LiteRT.
+
+Exporter interface (see `registry`): `write`, `runner`, `describe`.
+"""
 
 import numpy as np
 
-# Name used in manifests and file names for each TFLite variant.
+from keras_aigc.export.registry import Artifact, Part
+
+LABEL = "TFLite"  # how messages name this format
+REQUIRES = ()
+# Name used in manifests, file names (`model_<name>.tflite`) and the runtime's `variant`.
 QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
 REPRESENTATIVE_EXAMPLES = 320
+
+
+def file_name(stem, quantization="none", batch_size=None):
+    """`model.tflite`, `model_float16.tflite`, `decode_int8_b8.tflite`, ...: the
+    quantization name as the runtime and the CLI spell it."""
+    quant = "" if quantization == "none" else f"_{quantization}"
+    return f"{stem}{quant}{'' if batch_size is None else f'_b{batch_size}'}.tflite"
+
+
+def write(spec, ctx):
+    """One `.tflite` file per signature, quantization and (fixed) batch size."""
+    dynamic = ctx.saved_model(spec)
+    fixed = None if ctx.batch_sizes is None else ctx.saved_model(spec, ctx.batch_sizes)
+    artifacts = []
+    for i, sig in enumerate(spec.signatures):
+        stem = "model" if i == 0 else sig.name
+        for quant in ("none",) + tuple(ctx.quantize):
+            for n in ([None] if ctx.batch_sizes is None else ctx.batch_sizes):
+                key = sig.name if n is None else f"{sig.name}_b{n}"
+                path = file_name(stem, quant, n)
+                rep = (representative(spec, sig, n or 1, ctx.rng) if quant == "int8"
+                       else None)
+                content = convert(dynamic if n is None else fixed, key, quant, rep)
+                with open(ctx.full(path), "wb") as f:
+                    f.write(content)
+                artifacts.append(Artifact(path, "tflite", [Part(sig, key, n)], quant))
+    return artifacts
+
+
+def representative(spec, sig, batch, rng):
+    """At least `REPRESENTATIVE_EXAMPLES` inputs drawn from the model's prior."""
+    count = -(-REPRESENTATIVE_EXAMPLES // batch)
+    data = [spec.sample_inputs(sig, batch, rng) for _ in range(count)]
+
+    def gen():
+        for inputs in data:
+            yield {t.name: x for t, x in zip(sig.inputs, inputs, strict=True)}
+
+    return gen
 
 
 def convert(saved_model_dir, key, quantization="none", representative=None):
@@ -83,42 +129,23 @@ def interpreter(path_or_content, num_threads=None):
     return Interpreter(model_path=str(path_or_content), num_threads=num_threads)
 
 
-def quantize(x, details):
-    scale, zero_point = details["quantization"]
-    info = np.iinfo(details["dtype"])
-    q = np.round(np.asarray(x, np.float32) / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(details["dtype"])
+def runner(ctx, artifact, part):
+    """`run(inputs) -> {output: float32 array}` through the runtime's LiteRT runner, so
+    int8 tensors are (de)quantized exactly as `keras_aigc_runtime` does."""
+    from keras_aigc_runtime.litert_backend import LiteRTRunner
 
-
-def dequantize(q, details):
-    scale, zero_point = details["quantization"]
-    return (np.asarray(q, np.float32) - zero_point) * scale
-
-
-def runner(path_or_content, key, input_names, num_threads=None):
-    """Returns `run(inputs) -> {output: float32 array}`; int8 tensors are (de)quantized."""
-    interp = interpreter(path_or_content, num_threads)
-    sig = interp.get_signature_runner(key)
-    in_details = sig.get_input_details()
-    out_details = sig.get_output_details()
+    run_file = LiteRTRunner(ctx.full(artifact.path), part.key)
+    names = [t.name for t in part.signature.inputs]
 
     def run(inputs):
-        feed = {}
-        for name, x in zip(input_names, inputs, strict=True):
-            d = in_details[name]
-            if np.issubdtype(d["dtype"], np.integer) and not np.issubdtype(
-                    np.asarray(x).dtype, np.integer):
-                feed[name] = quantize(x, d)
-            else:
-                feed[name] = np.asarray(x).astype(d["dtype"])
-        res = sig(**feed)
-        out = {}
-        for name, v in res.items():
-            d = out_details[name]
-            out[name] = (dequantize(v, d) if d["quantization"][0] else np.asarray(v, np.float32))
-        return out
+        return run_file(dict(zip(names, inputs, strict=True)))
 
     return run
+
+
+def describe(ctx, artifact, part):
+    return file_signature(ctx.full(artifact.path), part.key, part.signature,
+                          -1 if part.batch_size is None else part.batch_size)
 
 
 def file_signature(path, key, sig, batch_size):

@@ -1,5 +1,6 @@
 """Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
 
+from keras_aigc.models.base import GenerativeModel
 from keras_aigc.models.gan import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN
 from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
 
@@ -15,5 +16,5 @@ def get(name):
     return MODELS[name]
 
 
-__all__ = ["GAN", "DCGAN", "MODELS", "get"]
+__all__ = ["GenerativeModel", "GAN", "DCGAN", "MODELS", "get"]
 __all__ += ["WGANGP", "SNGAN", "ConditionalGAN", "VAE", "BetaVAE", "ConditionalVAE"]

@@ -1,18 +1,21 @@
-"""Float images -> uint8 pixels -> one PNG grid."""
+"""Float images -> uint8 pixels -> one PNG grid.
+
+The pixel mapping and the tiling are the bundle format's (`keras_aigc_runtime`), so a
+grid written in training looks exactly like one the runtime serves.
+"""
 
 import math
 import os
 
 import numpy as np
 
+from keras_aigc_runtime import png, postprocess
+
 
 def to_uint8(images, value_range=(-1.0, 1.0)):
-    """Maps float images in `value_range` to uint8 pixels (round, then clip)."""
+    """Maps float images in `value_range` to uint8 pixels (round half to even, clip)."""
     low, high = (float(v) for v in value_range)
-    if not high > low:
-        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}.")
-    x = (np.asarray(images, np.float32) - low) * (255.0 / (high - low))
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return postprocess.to_uint8(images, postprocess.to_uint8_spec(low, high))
 
 
 def make_grid(pixels, rows=None, padding=2, pad_value=0):
@@ -21,16 +24,8 @@ def make_grid(pixels, rows=None, padding=2, pad_value=0):
     if pixels.ndim != 4 or pixels.dtype != np.uint8:
         raise ValueError(f"make_grid needs uint8 (N, H, W, C) images, got {pixels.dtype} "
                          f"{pixels.shape}.")
-    n, h, w, c = pixels.shape
-    rows = rows or int(math.ceil(math.sqrt(n)))
-    cols = int(math.ceil(n / rows))
-    grid = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding, c),
-                   pad_value, np.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        y, x = padding + r * (h + padding), padding + col * (w + padding)
-        grid[y:y + h, x:x + w] = pixels[i]
-    return grid
+    rows = rows or int(math.ceil(math.sqrt(len(pixels))))
+    return png.image_grid(pixels, rows=rows, padding=padding, pad_value=pad_value)
 
 
 def save_grid(images, path, value_range=(-1.0, 1.0), rows=None, scale=2):

@@ -12,6 +12,7 @@ from keras_aigc.cli import config as config_lib
 from keras_aigc.cli import evaluate, train
 from keras_aigc.cli import main as cli
 from keras_aigc.metrics.features import train_domain_classifier
+from keras_aigc.models import GenerativeModel
 
 
 def eval_args(run_dir, **kw):
@@ -66,13 +67,14 @@ def test_gan_run_end_to_end(tmp_path, digits_features, capsys):
     assert "Wrote" in out
 
 
-class RealImagesGenerator:
+class RealImagesGenerator(GenerativeModel):
     """A perfect conditional 'generator': returns real training digits of the given labels."""
 
     num_classes = 10
     value_range = (-1.0, 1.0)
 
     def __init__(self):
+        super().__init__()
         self.x, self.y, _ = data.load_arrays("digits", "train")
 
     def generate(self, n, labels=None, seed=None):
@@ -83,7 +85,7 @@ class RealImagesGenerator:
 
 def test_conditional_gan_of_real_images_scores_like_the_test_set(digits_features):
     model = RealImagesGenerator()
-    assert evaluate.model_kind(model) == "gan"
+    assert evaluate.evaluation_of(model) == "samples"
     m = evaluate.evaluate_gan(model, {"data": {"source": "digits"}},
                               eval_args("unused", num_samples=300,
                                         features_dir=digits_features[0]))
@@ -108,8 +110,11 @@ def test_missing_domain_classifier_names_the_command(tmp_path, monkeypatch):
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc_tests")
-class PixelBernoulli(keras.Model):
+class PixelBernoulli(GenerativeModel):
     """Independent Bernoulli pixels: its ELBO and log-likelihood are exact and equal."""
+
+    family = "vae"
+    evaluation = "likelihood"
 
     def __init__(self, image_shape=(32, 32, 1), **kwargs):
         super().__init__(**kwargs)

@@ -21,11 +21,16 @@ def run_dir(tmp_path_factory):
 
 def test_export_run_dir(run_dir, capsys):
     path, model = run_dir
-    out = os.path.join(path, "bundle")
+    out = os.path.join(path, "new", "parents", "bundle")  # missing parents are created
     assert main(["export", path, "--formats", "onnx", "--output", out]) == 0
     manifest = load_manifest(out)
     assert manifest["name"] == "cli_dcgan"
-    assert "model.onnx" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "model.onnx" in printed
+    # The served model name and the exact command that serves this bundle.
+    assert "Served model name: cli_dcgan" in printed
+    assert f"keras-aigc-serve {os.path.abspath(out)}" in printed
+    assert "--host 0.0.0.0" in printed
     # The loaded model exported the saved weights: compare with the original model.
     import onnxruntime as ort
 
@@ -53,9 +58,9 @@ def test_bad_arguments(run_dir, tmp_path, capsys, argv, message):
 
 def test_missing_model(tmp_path, capsys):
     assert main(["export", str(tmp_path)]) == 2
-    assert "holds no model.keras" in capsys.readouterr().err
+    assert "has no model.keras" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope.keras")]) == 2
-    assert "neither a run directory nor a file" in capsys.readouterr().err
+    assert "neither a run directory nor a .keras file" in capsys.readouterr().err
 
 
 def test_unsafe_model_is_not_loaded(tmp_path, capsys):

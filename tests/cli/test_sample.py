@@ -19,7 +19,7 @@ def run_dir(tmp_path_factory):
 
 def test_sample_grid_and_npy_match_generate(run_dir, tmp_path):
     png, npy = tmp_path / "g.png", tmp_path / "g.npy"
-    assert main(["sample", str(run_dir), "--num", "4", "--seed", "9", "--output", str(png),
+    assert main(["sample", str(run_dir), "--num-samples", "4", "--seed", "9", "--output", str(png),
                  "--npy", str(npy)]) == 0
     expected = to_uint8(keras.models.load_model(str(run_dir / "model.keras")).generate(4, seed=9))
     np.testing.assert_array_equal(np.load(npy), expected)
@@ -33,7 +33,8 @@ def test_sample_default_output_in_run_dir(run_dir):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--num", "0"], "--num must be a positive integer"),
+    (["--num", "0"], "--num-samples must be a positive integer"),
+    (["--num-samples", "0"], "--num-samples must be a positive integer"),
     (["--labels", "a,b"], "--labels must be comma-separated integers"),
 ])
 def test_bad_flags(run_dir, capsys, args, match):
@@ -43,6 +44,6 @@ def test_bad_flags(run_dir, capsys, args, match):
 
 def test_missing_model(tmp_path, capsys):
     assert main(["sample", str(tmp_path)]) == 2
-    assert "holds no model.keras" in capsys.readouterr().err
+    assert "has no model.keras" in capsys.readouterr().err
     assert main(["sample", str(tmp_path / "x.keras")]) == 2
-    assert "neither a run directory nor a file" in capsys.readouterr().err
+    assert "neither a run directory nor a .keras file" in capsys.readouterr().err

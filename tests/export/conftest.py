@@ -1,9 +1,9 @@
 """Session-scoped export bundles shared by the export tests."""
 
 import pytest
-from export_helpers import FACTORIES
 
 from keras_aigc.export import export_bundle
+from tests.export.export_helpers import FACTORIES
 
 
 @pytest.fixture(scope="session")

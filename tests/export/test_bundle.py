@@ -5,7 +5,11 @@ import os
 import keras
 import numpy as np
 import pytest
-from export_helpers import (
+
+from keras_aigc.export import export_bundle, load_manifest, validate_manifest
+from keras_aigc.export.bundle import SCHEMA_PATH
+from keras_aigc.models import GAN
+from tests.export.export_helpers import (
     LATENT_DIM,
     NUM_CLASSES,
     LGamma,
@@ -17,10 +21,6 @@ from export_helpers import (
     run_tflite,
     tiny_dcgan,
 )
-
-from keras_aigc.export import export_bundle, load_manifest, validate_manifest
-from keras_aigc.export.bundle import SCHEMA_PATH
-from keras_aigc.models import GAN
 
 FAMILIES = ["dcgan", "cgan", "vae", "cvae"]
 
@@ -246,14 +246,18 @@ def test_bad_arguments(tmp_path, kwargs, match):
     assert os.listdir(tmp_path) == []
 
 
-def test_missing_parent_directory(tmp_path):
-    with pytest.raises(FileNotFoundError, match="parent directory"):
-        export_bundle(tiny_dcgan(), str(tmp_path / "no" / "b"))
+def test_missing_parent_directories_are_created(tmp_path):
+    manifest = export_bundle(tiny_dcgan(), str(tmp_path / "a" / "b" / "c"), formats=("onnx",))
+    assert os.path.isfile(tmp_path / "a" / "b" / "c" / "manifest.json")
+    assert [f["path"] for f in manifest["files"]] == ["model.onnx"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        export_bundle(tiny_dcgan(), str(tmp_path / "file" / "b"))
 
 
 def test_rejects_models_that_are_not_keras_aigc(tmp_path):
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match="keras_aigc model.*Sequential"):
+    with pytest.raises(ValueError, match="GenerativeModel.*Sequential"):
         export_bundle(plain, str(tmp_path / "b"))
 
 

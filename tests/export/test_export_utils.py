@@ -3,10 +3,11 @@ import hashlib
 import keras
 import numpy as np
 import pytest
-from export_helpers import LATENT_DIM, NUM_CLASSES, tiny_cgan, tiny_dcgan, tiny_vae
 
-from keras_aigc.export import Signature, TensorInfo, export_spec
-from keras_aigc.export.export_utils import sha256_path
+from keras_aigc.export import export_spec
+from keras_aigc.models import GenerativeModel
+from keras_aigc_runtime.manifest import sha256_path, size_bytes
+from tests.export.export_helpers import LATENT_DIM, NUM_CLASSES, tiny_cgan, tiny_dcgan, tiny_vae
 
 
 def test_family_dispatch():
@@ -34,29 +35,35 @@ def test_sampled_inputs_follow_the_prior():
 
 
 def test_export_signatures_protocol():
-    @keras.saving.register_keras_serializable(package="keras_aigc")
-    class Custom(keras.Model):
+    class Custom(GenerativeModel):
         latent_dim = 2
-        export_family = "gan"
+        image_shape = (2, 2, 3)
+        family = "linear"
 
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(12),
                                          keras.layers.Reshape((2, 2, 3))])
-            self.export_tracked = [self.net]
 
         def call(self, z):
             return self.net(z)
 
+        def export_tracked(self):
+            return [self.net]
+
         def export_signatures(self):
-            return [Signature("generate", lambda z: {"image": self.net(z)},
-                              [TensorInfo("z", "latent", "float32", (None, 2))],
-                              [TensorInfo("image", "image", "float32", (None, 2, 2, 3))])]
+            return [self.image_signature("generate", lambda z: {"image": self.net(z)})]
 
     model = Custom()
     model(np.zeros((1, 2), np.float32))
     spec = export_spec(model)
     assert spec.image_shape == (2, 2, 3) and spec.tracked == [model.net]
+    assert spec.family == "linear" and spec.num_classes is None
+
+
+def test_export_spec_asks_the_contract():
+    with pytest.raises(ValueError, match="GenerativeModel"):
+        export_spec(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]))
 
 
 def test_sha256_path_of_file_and_directory(tmp_path):
@@ -65,13 +72,14 @@ def test_sha256_path_of_file_and_directory(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"")
     h_abc = hashlib.sha256(b"abc").hexdigest()
     h_empty = hashlib.sha256(b"").hexdigest()
-    assert sha256_path(str(tmp_path / "b" / "x.bin")) == (h_abc, 3)
+    assert sha256_path(str(tmp_path / "b" / "x.bin")) == h_abc
+    assert size_bytes(str(tmp_path / "b" / "x.bin")) == 3 == size_bytes(str(tmp_path))
     text = f"{h_empty} a.txt\n{h_abc} b/x.bin\n"
-    assert sha256_path(str(tmp_path)) == (hashlib.sha256(text.encode()).hexdigest(), 3)
+    assert sha256_path(str(tmp_path)) == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_not_a_model_is_rejected():
-    with pytest.raises(ValueError, match="keras_aigc model.*builtins.str"):
+    with pytest.raises(ValueError, match="GenerativeModel.*builtins.str"):
         export_spec("dcgan")
 
 

@@ -1,10 +1,10 @@
 import numpy as np
 import onnx
 import pytest
-from export_helpers import LATENT_DIM, NUM_CLASSES, run_onnx, tiny_cgan, tiny_dcgan
 
 from keras_aigc.export import export_spec
 from keras_aigc.export import onnx as onnx_lib
+from tests.export.export_helpers import LATENT_DIM, NUM_CLASSES, run_onnx, tiny_cgan, tiny_dcgan
 
 
 @pytest.mark.parametrize("factory", [tiny_dcgan, tiny_cgan])

@@ -1,9 +1,9 @@
 import numpy as np
 import tensorflow as tf
-from export_helpers import LATENT_DIM, NUM_CLASSES, tiny_cgan, tiny_vae
 
 from keras_aigc.export import export_spec
 from keras_aigc.export.saved_model import export_saved_model, file_signatures
+from tests.export.export_helpers import LATENT_DIM, NUM_CLASSES, tiny_cgan, tiny_vae
 
 
 def test_conditional_signature_has_dynamic_batch_and_matches_keras(tmp_path):

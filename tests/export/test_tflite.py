@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import LATENT_DIM, run_tflite, tiny_dcgan
 
 from keras_aigc.export import export_spec
 from keras_aigc.export import tflite as tflite_lib
 from keras_aigc.export.saved_model import export_saved_model
+from tests.export.export_helpers import LATENT_DIM, run_tflite, tiny_dcgan
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,3 @@ def test_bad_quantization_arguments(dcgan_saved_model):
     with pytest.raises(ValueError, match="needs a representative dataset"):
         tflite_lib.convert(sm, "generate", "int8")
 
-
-def test_quantize_dequantize_round_trip():
-    details = {"quantization": (0.5, -3), "dtype": np.int8}
-    q = tflite_lib.quantize(np.array([0.0, 1.0, 1.2, 100.0, -100.0]), details)
-    np.testing.assert_array_equal(q, [-3, -1, -1, 127, -128])
-    np.testing.assert_allclose(tflite_lib.dequantize(q, details), [0.0, 1.0, 1.0, 65.0, -62.5])

@@ -2,10 +2,10 @@ import math
 
 import numpy as np
 import pytest
-from export_helpers import tiny_dcgan
 
 from keras_aigc.export import export_spec
 from keras_aigc.export import verify as verify_lib
+from tests.export.export_helpers import tiny_dcgan
 
 
 def test_psnr_known_values():
@@ -34,7 +34,7 @@ def test_compare_applies_the_tolerance_of_each_quantization():
 
 
 def test_output_peaks():
-    from export_helpers import tiny_vae
+    from tests.export.export_helpers import tiny_vae
 
     spec = export_spec(tiny_vae())
     rng = np.random.default_rng(0)

@@ -14,33 +14,38 @@ import keras
 import numpy as np
 import pytest
 
+from keras_aigc.models import GenerativeModel
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPORT_DIR = os.path.join(ROOT, "export")
 
 
-@keras.saving.register_keras_serializable(package="keras_aigc")
-class ToyConditionalGAN(keras.Model):
+@keras.saving.register_keras_serializable(package="keras_aigc_tests")
+class ToyConditionalGAN(GenerativeModel):
     """A tiny conditional generator (z, one-hot label) -> 8x8x1 image, for label tests.
+
+    Only the `GenerativeModel` contract: no GAN machinery.
 
     Args:
         latent_dim: int. Size of z. Defaults to `4`.
         num_classes: int. Number of labels. Defaults to `3`.
     """
 
+    family = "conditional_gan"
+    conditional = True
+    config_args = ("latent_dim", "num_classes")
+
     def __init__(self, latent_dim=4, num_classes=3, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
+        self.image_shape = (8, 8, 1)
         inp = keras.Input((latent_dim + num_classes,))
         x = keras.layers.Dense(4 * 4 * 4)(inp)
         x = keras.layers.Reshape((4, 4, 4))(x)
         x = keras.layers.UpSampling2D()(x)
         x = keras.layers.Conv2D(1, 3, padding="same", activation="tanh")(x)
         self.generator = keras.Model(inp, x, name="generator")
-
-    @property
-    def inference_generator(self):
-        return self.generator
 
     def generator_inputs(self, z, labels):
         return keras.ops.concatenate(
@@ -50,9 +55,19 @@ class ToyConditionalGAN(keras.Model):
         z, labels = inputs
         return self.generator(self.generator_inputs(z, labels))
 
-    def get_config(self):
-        return {**super().get_config(), "latent_dim": self.latent_dim,
-                "num_classes": self.num_classes}
+    def decode_latents(self, z, labels):
+        return self.generator(self.generator_inputs(z, labels))
+
+    def export_tracked(self):
+        return [self.generator]
+
+    def export_signatures(self):
+        def generate(z, labels):
+            z = keras.ops.convert_to_tensor(z, "float32")
+            labels = keras.ops.convert_to_tensor(labels, "int32")
+            return {"image": self.decode_latents(z, labels)}
+
+        return [self.image_signature("generate", generate)]
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +79,19 @@ def vae_bundle(tmp_path_factory):
     model = VAE(image_shape=(8, 8, 1), latent_dim=3, hidden_units=(8,), name="toy_vae")
     out = str(tmp_path_factory.mktemp("bundles") / "vae")
     export_bundle(model, out, formats=("tflite", "onnx"), seed=3)
+    return model, out
+
+
+@pytest.fixture(scope="session")
+def cvae_bundle(tmp_path_factory):
+    """(a small real ConditionalVAE with 3 classes, bundle dir with ONNX and fp32 TFLite)."""
+    from keras_aigc.export import export_bundle
+    from keras_aigc.models import ConditionalVAE
+
+    model = ConditionalVAE(num_classes=3, image_shape=(8, 8, 1), latent_dim=3,
+                           hidden_units=(8,), name="toy_cvae")
+    out = str(tmp_path_factory.mktemp("bundles") / "cvae")
+    export_bundle(model, out, formats=("tflite", "onnx"), seed=4)
     return model, out
 
 

@@ -255,15 +255,14 @@ def create_app(generator, config=None):
             for t in spec["inputs"]:
                 if t.get("role") == "latent":
                     raw[t["name"]] = z
-                elif t.get("role") == "label":
+                elif t.get("role") == "label":  # default: the classes in turn, as Keras
                     if labels is not None and len(labels) == 1:
                         labels = labels * n
-                    raw[t["name"]] = (np.asarray(labels, np.int32) if labels is not None
-                                      else rng.integers(0, generator.num_classes, n)
-                                      .astype(np.int32))
+                    raw[t["name"]] = postprocess.normalize_labels(
+                        labels, n, generator.num_classes, ProtocolError)
             if labels is not None and not any(t.get("role") == "label" for t in spec["inputs"]):
                 raise ProtocolError(f"labels are only for conditional models; model "
-                                    f"{model_name!r} is {generator.family!r}.")
+                                    f"{model_name!r} has no input with role 'label'.")
             inputs = generator.check_inputs(raw, sig, max_batch=config.max_request_batch)
             out = await batchers[sig].submit(inputs)
             image_name = next((t["name"] for t in spec["outputs"] if t.get("role") == "image"),

@@ -105,6 +105,7 @@ class ConditionalGAN(GAN):
         Miyato & Koyama. cGANs with Projection Discriminator, ICLR 2018.
     """
 
+    conditional = True
     architecture_args = ("num_classes", "image_shape", "embedding_dim", "g_filters", "d_filters",
                          "kernel_size", "feature_dim", "spectral_norm", "sync_batchnorm")
 
@@ -137,60 +138,8 @@ class ConditionalGAN(GAN):
         self.sync_batchnorm = bool(sync_batchnorm)
 
     # --------------------------------------------------------------- conditioning
-    def unpack_batch(self, data):
-        if not isinstance(data, (tuple, list)) or len(data) < 2:
-            raise ValueError(
-                "ConditionalGAN trains on (images, labels) batches; load the data with "
-                "keras_aigc.data.load(..., labels=True)."
-            )
-        return data[0], data[1]
-
     def generator_inputs(self, z, labels):
         return [z, tf.cast(labels, tf.int32)]
 
     def discriminator_inputs(self, images, labels):
         return [images, tf.cast(labels, tf.int32)]
-
-    # ------------------------------------------------------------------ generate
-    def check_labels(self, labels, n):
-        """Labels for `generate(n, labels)` as int32 `(n,)`; cycles the classes when None."""
-        if labels is None:
-            return (np.arange(n) % self.num_classes).astype(np.int32)
-        arr = np.asarray(labels)
-        if arr.ndim == 0:
-            arr = np.full(n, arr)
-        if arr.dtype.kind not in "iu" and not (
-                arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
-            raise ValueError(f"labels must be integers, got labels of dtype {arr.dtype}.")
-        if arr.ndim != 1 or len(arr) != n:
-            raise ValueError(
-                f"labels must hold one label per image: expected shape ({n},), got "
-                f"labels of shape {arr.shape}."
-            )
-        bad = arr[(arr < 0) | (arr >= self.num_classes)]
-        if bad.size:
-            raise ValueError(
-                f"labels must be in [0, {self.num_classes}) (num_classes={self.num_classes}), "
-                f"got labels={bad[:5].tolist()}."
-            )
-        return arr.astype(np.int32)
-
-    def generate(self, n, labels=None, seed=None, batch_size=256):
-        """Generates `n` images of the given classes as float32 numpy `(n, H, W, C)`.
-
-        Args:
-            n: int. Number of images.
-            labels: int or sequence of `n` ints in `[0, num_classes)`. Defaults to
-                cycling through the classes `0, 1, ..., num_classes - 1, 0, ...`.
-            seed: int. Makes the latents, hence the images, reproducible.
-            batch_size: int. Images per generator call.
-        """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive integer, got n={n!r}.")
-        labels = self.check_labels(labels, int(n))
-        z = self.latents(int(n), seed)
-        return self.generate_from_latents(z, labels, batch_size=batch_size)
-
-    def generate_from_latents(self, z, labels=None, batch_size=256):
-        labels = self.check_labels(labels, len(z))
-        return super().generate_from_latents(z, labels, batch_size=batch_size)

@@ -6,17 +6,13 @@ import tensorflow as tf
 
 from keras_aigc import losses as losses_lib
 from keras_aigc.distribute import global_mean, replica_normal
-from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 from keras_aigc.layers.diff_augment import DiffAugment
 from keras_aigc.losses import penalties
-
-
-def _new_seed():
-    return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
+from keras_aigc.models.base import GenerativeModel, new_seed
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class GAN(MultiWorkerFitMixin, keras.Model):
+class GAN(GenerativeModel):
     """A generative adversarial network trained with `model.fit`.
 
     The generator maps latents `z ~ N(0, I)` to images; the discriminator maps images to
@@ -83,7 +79,7 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         self.g_loss_fn, self.d_loss_fn = losses_lib.get_gan_loss(loss)
         self.d_steps = d_steps
         self.value_range = tuple(float(v) for v in value_range)
-        self.seed = _new_seed() if seed is None else int(seed)
+        self.seed = new_seed() if seed is None else int(seed)
         self.penalty = penalty
         self.penalty_weight = float(penalty_weight)
         self.ema_decay = None if ema_decay is None else float(ema_decay)
@@ -197,6 +193,8 @@ class GAN(MultiWorkerFitMixin, keras.Model):
 
     def build_optimizers(self):
         """Creates both optimizers' variables inside the model's strategy scope."""
+        if self.g_optimizer is None:
+            return
         with self.distribute_strategy.scope():
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -226,12 +224,6 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         return trackers
 
     # ----------------------------------------------------------------- training
-    def unpack_batch(self, data):
-        """Returns `(images, labels or None)` from what the dataset yields."""
-        if isinstance(data, (tuple, list)):
-            return data[0], (data[1] if len(data) > 1 else None)
-        return data, None
-
     def generator_inputs(self, z, labels):
         """What the generator is called on; conditional models add the labels."""
         del labels
@@ -350,65 +342,53 @@ class GAN(MultiWorkerFitMixin, keras.Model):
         """The generator used by `generate()` and by export (EMA weights when on)."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
-    def latents(self, n, seed=None):
-        """`n` standard-normal latents as float32 numpy; reproducible for an int seed."""
-        rng = np.random.default_rng(seed)
-        return rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+    def decode_latents(self, z, labels):
+        """Images from the inference generator for one batch of latents (and labels)."""
+        return self.inference_generator(self.generator_inputs(z, labels), training=False)
 
-    def generate(self, n, seed=None, labels=None, batch_size=256):
-        """Generates `n` images in `value_range` as float32 numpy `(n, H, W, C)`.
+    # ------------------------------------------------------------------ export
+    @property
+    def family(self):
+        return "gan" if self.num_classes is None else "conditional_gan"
 
-        Args:
-            n: int. Number of images.
-            seed: int. Makes the latents, hence the images, reproducible.
-            labels: unused for unconditional models (must be `None`).
-            batch_size: int. Images per generator call.
-        """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive integer, got n={n!r}.")
-        if labels is not None:
-            raise ValueError(
-                f"{type(self).__name__} is unconditional: generate() takes no labels."
-            )
-        z = self.latents(int(n), seed)
-        return self.generate_from_latents(z)
+    def export_signatures(self):
+        """`generate`: `z` [, int32 `labels`] -> `image`, through `inference_generator`."""
+        gen = self.inference_generator
 
-    def generate_from_latents(self, z, labels=None, batch_size=256):
-        g = self.inference_generator
-        outs = []
-        for i in range(0, len(z), batch_size):
-            inputs = self.generator_inputs(tf.constant(z[i:i + batch_size]),
-                                           None if labels is None
-                                           else tf.constant(labels[i:i + batch_size]))
-            outs.append(np.asarray(g(inputs, training=False), np.float32))
-        return np.concatenate(outs)
+        def generate(z, *labels):
+            z = keras.ops.convert_to_tensor(z, "float32")
+            labels = (keras.ops.convert_to_tensor(labels[0], "int32") if labels else None)
+            return {"image": gen(self.generator_inputs(z, labels), training=False)}
+
+        return [self.image_signature("generate", generate)]
+
+    def export_tracked(self):
+        return [self.inference_generator]
+
+    @property
+    def exports_ema_weights(self):
+        return self.ema_generator is not None
 
     # ------------------------------------------------------------ serialization
     # Subclasses that build their networks from constructor arguments (DCGAN, WGANGP, ...)
     # name those arguments here: the config then stores them instead of the networks.
     architecture_args = ()
+    # The GAN arguments every subclass shares.
+    training_args = ("latent_dim", "loss", "d_steps", "value_range", "seed", "penalty",
+                     "penalty_weight", "ema_decay", "diff_augment")
 
-    def get_config(self):
-        config = super().get_config()
-        if self.architecture_args:
-            for name in self.architecture_args:
-                value = getattr(self, name)
-                config[name] = list(value) if isinstance(value, tuple) else value
-        else:
-            config["generator"] = keras.layers.serialize(self.generator)
-            config["discriminator"] = keras.layers.serialize(self.discriminator)
-        config.update({
-            "latent_dim": self.latent_dim,
-            "loss": self.loss_name,
-            "d_steps": self.d_steps,
-            "value_range": list(self.value_range),
-            "seed": self.seed,
-            "penalty": self.penalty,
-            "penalty_weight": self.penalty_weight,
-            "ema_decay": self.ema_decay,
-            "diff_augment": None if self.diff_augment is None else list(self.diff_augment),
-        })
-        return config
+    @property
+    def config_args(self):
+        return (self.architecture_args or ("generator", "discriminator")) + self.training_args
+
+    def config_value(self, name):
+        if name in ("generator", "discriminator"):
+            return keras.layers.serialize(getattr(self, name))
+        if name == "loss":
+            return self.loss_name
+        if name == "diff_augment":
+            return None if self.diff_augment is None else list(self.diff_augment)
+        return super().config_value(name)
 
     @classmethod
     def from_config(cls, config):

@@ -7,27 +7,17 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aigc.distribute import global_mean, replica_normal
-from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
+from keras_aigc.export.export_utils import LOC, SCALE, Signature, TensorInfo
+from keras_aigc.models.base import GenerativeModel, new_seed
+from keras_aigc.models.base import positive_int as _positive_int
 from keras_aigc.models.vae import distributions as dists
+from keras_aigc.models.vae import networks
+from keras_aigc.models.vae.evaluation import VAEEvaluation
 from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
-from keras_aigc.models.vae.posterior_params import PosteriorParams
-
-# Decoded images held at once by log_likelihood/elbo (samples x examples in one chunk).
-MAX_DECODED_PER_CHUNK = 4096
-
-
-def _new_seed():
-    return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class VAE(MultiWorkerFitMixin, keras.Model):
+class VAE(VAEEvaluation, GenerativeModel):
     """A variational autoencoder whose posterior, prior and likelihood are TFP distributions.
 
     The encoder network outputs the parameters of `q(z | x)`, a diagonal Gaussian or a
@@ -128,7 +118,7 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         self.objective = objective
         self.iwae_samples = _positive_int("iwae_samples", iwae_samples)
         self.value_range = tuple(float(v) for v in value_range)
-        self.seed = _new_seed() if seed is None else int(seed)
+        self.seed = new_seed() if seed is None else int(seed)
 
         self.encoder = self.build_encoder()
         self.decoder = self.build_decoder()
@@ -157,10 +147,16 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         self.built = True
 
     # ------------------------------------------------------------------ networks
+    family = "vae"
+    evaluation = "likelihood"
+    config_args = ("image_shape", "latent_dim", "hidden_units", "activation", "likelihood",
+                   "gaussian_scale", "posterior", "prior", "prior_components", "beta",
+                   "objective", "iwae_samples", "value_range", "seed")
+
     @property
     def label_dim(self):
         """Width of the one-hot label fed to both networks (0: unconditional)."""
-        return 0
+        return self.num_classes or 0
 
     @property
     def num_dims(self):
@@ -172,39 +168,18 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         return dists.likelihood_num_params(self.likelihood, self.gaussian_scale)
 
     def build_encoder(self):
-        """Functional encoder: image (and one-hot label) -> posterior `loc`, `scale`."""
-        image = keras.Input(self.image_shape, name="image")
-        inputs = [image]
-        h = keras.layers.Flatten(name="flatten")(image)
-        if self.label_dim:
-            onehot = keras.Input((self.label_dim,), name="label_onehot")
-            inputs.append(onehot)
-            h = keras.layers.Concatenate(name="concat_label")([h, onehot])
-        for i, units in enumerate(self.hidden_units):
-            h = keras.layers.Dense(units, activation=self.activation, name=f"hidden{i}")(h)
-        params = PosteriorParams(self.latent_dim, self.posterior, name="posterior_params")
-        raw = keras.layers.Dense(params.num_params, dtype="float32", name="posterior_raw")(h)
-        loc, scale = params(raw)
-        return keras.Model(inputs if self.label_dim else image, [loc, scale], name="encoder")
+        """Image (and one-hot label) -> posterior `loc`, `scale`; override for another
+        architecture (see `networks.build_mlp_encoder`)."""
+        return networks.build_mlp_encoder(self.image_shape, self.latent_dim, self.hidden_units,
+                                          self.activation, self.posterior, self.label_dim)
 
     def build_decoder(self):
-        """Functional decoder: `z` (and one-hot label) -> likelihood parameters
-        `(H, W, C * p)`, location first, then the unconstrained scale if any."""
-        z = keras.Input((self.latent_dim,), name="z")
-        inputs = [z]
-        h = z
-        if self.label_dim:
-            onehot = keras.Input((self.label_dim,), name="label_onehot")
-            inputs.append(onehot)
-            h = keras.layers.Concatenate(name="concat_label")([h, onehot])
-        for i, units in enumerate(reversed(self.hidden_units)):
-            h = keras.layers.Dense(units, activation=self.activation, name=f"hidden{i}")(h)
-        height, width, channels = self.image_shape
-        p = self.likelihood_params
-        raw = keras.layers.Dense(self.num_dims * p, dtype="float32", name="likelihood_raw")(h)
-        params = keras.layers.Reshape((height, width, channels * p), dtype="float32",
-                                      name="params")(raw)
-        return keras.Model(inputs if self.label_dim else z, params, name="decoder")
+        """`z` (and one-hot label) -> likelihood parameters `(H, W, C * p)`, location
+        first, then the unconstrained scale if any; override for another architecture
+        (see `networks.build_mlp_decoder`)."""
+        return networks.build_mlp_decoder(self.image_shape, self.latent_dim, self.hidden_units,
+                                          self.activation, self.likelihood_params,
+                                          self.label_dim)
 
     def build(self, input_shape=None):
         self.built = True
@@ -349,15 +324,12 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         return loss, stats
 
     # ----------------------------------------------------------------- training
-    def unpack_batch(self, data):
-        """Returns `(images, labels or None)` from what the dataset yields."""
-        if isinstance(data, (tuple, list)):
-            return data[0], (data[1] if len(data) > 1 else None)
-        return data, None
-
     def onehot(self, labels):
         """One-hot labels for the networks (`None` for an unconditional model)."""
-        return None
+        if self.num_classes is None:
+            return None
+        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+        return tf.one_hot(labels, self.num_classes, dtype=tf.float32)
 
     def training_noise(self, local_batch, stream):
         """This replica's `(k, B, d)` standard-normal noise for the current step."""
@@ -414,129 +386,6 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         return self.step_logs({m.name: m.result() for m in self.metrics})
 
     # ------------------------------------------------------------- public API
-    def _prepare(self, x, labels):
-        """Checks user images (and labels); returns float32 `x` and one-hot labels."""
-        x = np.asarray(dists.to_numpy(x), dtype=np.float32)
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(
-                f"x has shape {tuple(x.shape)}, expected (N, "
-                f"{', '.join(map(str, self.image_shape))}) for this model's "
-                f"image_shape={self.image_shape}.")
-        if self.likelihood == "bernoulli" and not np.all((x == 0.0) | (x == 1.0)):
-            raise ValueError(
-                f"likelihood='bernoulli' needs binary pixels in {{0, 1}}, got values in "
-                f"[{x.min():.4g}, {x.max():.4g}]. Binarize the data first, e.g. "
-                "keras_aigc.data.load(..., scaling='sigmoid', binarize='static'), or "
-                "(rng.random(x.shape) < x).")
-        if self.likelihood == "logistic" and (x.min() < 0.0 or x.max() > 1.0):
-            raise ValueError(
-                f"likelihood='logistic' needs 8-bit pixels scaled to [0, 1], got values in "
-                f"[{x.min():.4g}, {x.max():.4g}]; load with scaling='sigmoid'.")
-        return x, self._prepare_labels(labels, len(x))
-
-    def _prepare_labels(self, labels, n):
-        if labels is not None:
-            raise ValueError(f"{type(self).__name__} is unconditional: it takes no labels.")
-        return np.zeros((n, 0), np.float32)
-
-    def _log_weights(self, x, onehot, num, seed):
-        """`log p(x, z) - log q(z | x)` for `num` samples per example: `(num, B)`."""
-        eps = tf.random.stateless_normal(tf.stack([num, tf.shape(x)[0], self.latent_dim]),
-                                         seed=seed)
-        t = self.log_terms(x, onehot if self.label_dim else None, eps, training=False)
-        return t["log_px_z"] + t["log_pz"] - t["log_qz"]
-
-    def _log_weight_chunks(self, x, onehot, num_samples, seed, batch_size, chunk_size,
-                           reduce_chunk):
-        """Applies `reduce_chunk` to `(m, B)` log-weight chunks; yields per batch."""
-        if self._log_weights_fn is None:
-            self._log_weights_fn = tf.function(self._log_weights, input_signature=[
-                tf.TensorSpec((None, *self.image_shape), tf.float32),
-                tf.TensorSpec((None, self.label_dim), tf.float32),
-                tf.TensorSpec((), tf.int32),
-                tf.TensorSpec((2,), tf.int64),
-            ])
-        batch_size = _positive_int("batch_size", batch_size)
-        if chunk_size is None:
-            chunk_size = max(1, MAX_DECODED_PER_CHUNK // batch_size)
-        chunk_size = min(_positive_int("chunk_size", chunk_size), num_samples)
-        seed = _new_seed() if seed is None else int(seed)
-        n_chunks = -(-num_samples // chunk_size)
-        for b, start in enumerate(range(0, len(x), batch_size)):
-            xb = tf.constant(x[start:start + batch_size])
-            yb = tf.constant(onehot[start:start + batch_size])
-            parts = []
-            for c in range(n_chunks):
-                m = min(chunk_size, num_samples - c * chunk_size)
-                key = tf.constant([seed, b * n_chunks + c], tf.int64)
-                parts.append(reduce_chunk(self._log_weights_fn(xb, yb, tf.constant(m), key)))
-            yield tf.stack(parts)
-
-    def log_likelihood(self, x, labels=None, num_samples=5000, batch_size=100,
-                       chunk_size=None, seed=0):
-        """Importance-sampled `log p(x)` per example, in nats (Burda et al. 2015).
-
-        `log (1/K) sum_k p(x, z_k) / q(z_k | x)`, `z_k ~ q(z | x)`: a lower bound in
-        expectation that tightens as `K` grows. Samples are processed in chunks, so memory
-        is bounded by `batch_size * chunk_size` decoded images whatever `num_samples`,
-        and chunks are combined with logsumexp.
-
-        Args:
-            x: images `(N, H, W, C)`.
-            labels: int `(N,)` for conditional models, else `None`.
-            num_samples: int. `K`. Defaults to `5000`.
-            batch_size: int. Examples per chunk. Defaults to `100`.
-            chunk_size: int. Samples per chunk; defaults to `4096 // batch_size`.
-            seed: int. Seed of the importance samples. Defaults to `0`.
-
-        Returns:
-            float64 numpy `(N,)`.
-        """
-        num_samples = _positive_int("num_samples", num_samples)
-        x, onehot = self._prepare(x, labels)
-        out = []
-        for lse in self._log_weight_chunks(x, onehot, num_samples, seed, batch_size,
-                                           chunk_size, lambda lw: tf.reduce_logsumexp(lw, 0)):
-            out.append(tf.reduce_logsumexp(tf.cast(lse, tf.float64), 0).numpy()
-                       - math.log(num_samples))
-        return np.concatenate(out)
-
-    def elbo(self, x, labels=None, num_samples=1, batch_size=100, seed=0):
-        """The ELBO per example, in nats: `mean_k [log p(x, z_k) - log q(z_k | x)]`.
-
-        This estimator has zero variance when `q` is the exact posterior (every
-        log-weight then equals `log p(x)`). It is unbiased, like the analytic-KL form used
-        for training, to which it is equal in expectation.
-
-        Args:
-            x: images `(N, H, W, C)`.
-            labels: int `(N,)` for conditional models, else `None`.
-            num_samples: int. Samples averaged per example. Defaults to `1`.
-            batch_size: int. Examples per call. Defaults to `100`.
-            seed: int. Defaults to `0`.
-
-        Returns:
-            float64 numpy `(N,)`.
-        """
-        num_samples = _positive_int("num_samples", num_samples)
-        x, onehot = self._prepare(x, labels)
-        out = []
-        for sums in self._log_weight_chunks(x, onehot, num_samples, seed, batch_size, None,
-                                            lambda lw: tf.reduce_sum(lw, 0)):
-            out.append(tf.reduce_sum(tf.cast(sums, tf.float64), 0).numpy() / num_samples)
-        return np.concatenate(out)
-
-    def bits_per_dim(self, x, labels=None, num_samples=5000, **kwargs):
-        """`-log p(x)` in bits per pixel dimension, from `log_likelihood`.
-
-        Exact code lengths for the discrete likelihoods (Bernoulli, discretized logistic);
-        for a Gaussian density on 8-bit data scaled to [0, 1] it adds `log 255` nats per
-        dimension, the width of a pixel's bin.
-        """
-        ll = self.log_likelihood(x, labels=labels, num_samples=num_samples, **kwargs)
-        offset = dists.bits_per_dim_offset(self.likelihood, self.num_dims)
-        return (-ll + offset) / (self.num_dims * math.log(2.0))
-
     def encode(self, x, labels=None):
         """Posterior parameters `(loc, scale)` as numpy (see `encoder_model`)."""
         x, onehot = self._prepare(x, labels)
@@ -546,25 +395,23 @@ class VAE(MultiWorkerFitMixin, keras.Model):
         return np.asarray(loc), np.asarray(scale)
 
     def decode(self, z, labels=None, batch_size=256):
-        """Mean images `(N, H, W, C)` float32 numpy for latents `z (N, latent_dim)`."""
-        z = np.asarray(dists.to_numpy(z), np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z has shape {z.shape}, expected (N, {self.latent_dim}).")
-        onehot = self._prepare_labels(labels, len(z))
-        outs = []
-        for i in range(0, len(z), batch_size):
-            params = self.decoder(self.decoder_inputs(
-                tf.constant(z[i:i + batch_size]),
-                tf.constant(onehot[i:i + batch_size]) if self.label_dim else None),
-                training=False)
-            outs.append(np.asarray(dists.likelihood_mean(self.likelihood, params,
-                                                         self.image_shape[-1])))
-        return np.concatenate(outs).astype(np.float32)
+        """Mean images `(N, H, W, C)` float32 numpy for latents `z (N, latent_dim)`;
+        `labels` as in `generate`."""
+        return self.generate_from_latents(dists.to_numpy(z), labels, batch_size=batch_size)
+
+    def decode_latents(self, z, labels):
+        """The mean image of `p(x | z[, y])` for one batch."""
+        params = self.decoder(self.decoder_inputs(z, self.onehot(labels)), training=False)
+        return dists.likelihood_mean(self.likelihood, params, self.image_shape[-1])
 
     def reconstruct(self, x, labels=None):
         """Mean images decoded from the posterior means of `x`."""
         loc, _ = self.encode(x, labels)
         return self.decode(loc, labels)
+
+    def latents(self, n, seed=None):
+        """Prior samples, see `sample_prior`."""
+        return self.sample_prior(n, seed)
 
     def sample_prior(self, n, seed=None):
         """`n` latents from `p(z)` as float32 numpy; reproducible for an int seed."""
@@ -594,40 +441,26 @@ class VAE(MultiWorkerFitMixin, keras.Model):
                 "locs": keras.ops.convert_to_numpy(self.prior_locs).tolist(),
                 "scales": (np.logaddexp(0.0, raw) + dists.MIN_POSTERIOR_SCALE).tolist()}
 
-    def generate(self, n, seed=None, labels=None, batch_size=256):
-        """Generates `n` mean images from prior samples, float32 numpy `(n, H, W, C)`.
+    # ------------------------------------------------------------------ export
+    def export_signatures(self):
+        """`decode`: `z` [, `labels`] -> mean `image`; `encode`: `image` [, `labels`] ->
+        posterior `loc`, `scale` (see `decoder_mean_model`, `encoder_model`)."""
+        decoder, encoder = self.decoder_mean_model(), self.encoder_model()
+        scale_shape = (None,) + tuple(encoder.outputs[1].shape[1:])
 
-        Args:
-            n: int. Number of images.
-            seed: int. Makes the latents, hence the images, reproducible.
-            labels: int `(n,)` for conditional models; must be `None` otherwise.
-            batch_size: int. Latents per decoder call.
-        """
-        n = _positive_int("n", n)
-        z = self.sample_prior(n, seed)
-        return self.decode(z, labels=labels, batch_size=batch_size)
+        def decode(z, *labels):
+            return {"image": decoder([z, *labels] if labels else z, training=False)}
 
-    # ------------------------------------------------------------ serialization
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "image_shape": list(self.image_shape),
-            "latent_dim": self.latent_dim,
-            "hidden_units": list(self.hidden_units),
-            "activation": self.activation,
-            "likelihood": self.likelihood,
-            "gaussian_scale": self.gaussian_scale,
-            "posterior": self.posterior,
-            "prior": self.prior,
-            "prior_components": self.prior_components,
-            "beta": self.beta,
-            "objective": self.objective,
-            "iwae_samples": self.iwae_samples,
-            "value_range": list(self.value_range),
-            "seed": self.seed,
-        })
-        return config
+        def encode(x, *labels):
+            loc, scale = encoder([x, *labels] if labels else x, training=False)
+            return {"loc": loc, "scale": scale}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        return [
+            self.image_signature("decode", decode),
+            Signature("encode", encode, self.signature_inputs(self.image_info()),
+                      [TensorInfo("loc", LOC, "float32", (None, self.latent_dim)),
+                       TensorInfo("scale", SCALE, "float32", scale_shape)]),
+        ]
+
+    def export_tracked(self):
+        return [self.decoder_mean_model(), self.encoder_model()]

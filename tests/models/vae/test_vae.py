@@ -1,5 +1,3 @@
-import os
-import sys
 
 import keras
 import numpy as np
@@ -8,9 +6,7 @@ import tensorflow as tf
 
 import keras_aigc as ka
 from keras_aigc.models import VAE
-
-sys.path.insert(0, os.path.dirname(__file__))
-import ppca  # noqa: E402
+from tests.models.vae import ppca
 
 
 def _binary(n, shape=(4, 4, 1), seed=0):
@@ -283,3 +279,14 @@ def test_compile_rejects_a_loss():
     vae = VAE(image_shape=(4, 4, 1), latent_dim=3, hidden_units=(8,), seed=1)
     with pytest.raises(ValueError, match="no loss="):
         vae.compile(loss="mse")
+
+
+def test_bits_per_dim_from_log_likelihood_adds_the_gaussian_bin_width():
+    # keras-aigc evaluate converts through this method, so both agree with bits_per_dim.
+    ll = np.array([-10.0])
+    bernoulli = VAE(image_shape=(2, 2, 1), latent_dim=1, hidden_units=())
+    gaussian = VAE(image_shape=(2, 2, 1), latent_dim=1, hidden_units=(), likelihood="gaussian")
+    assert bernoulli.bits_per_dim_from_log_likelihood(ll)[0] == pytest.approx(
+        10.0 / (4 * np.log(2.0)))
+    assert gaussian.bits_per_dim_from_log_likelihood(ll)[0] == pytest.approx(
+        (10.0 + 4 * np.log(255.0)) / (4 * np.log(2.0)))

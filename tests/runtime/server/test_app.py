@@ -329,3 +329,22 @@ def test_vae_server_exposes_decode_and_encode_models(vae_bundle):
             client.close()
         assert http("GET", s.base + "/v2/models/toy_vae_encode/generate.png")[0] == 400
         assert http("GET", s.base + "/v2/models/toy_vae/generate.png?n=2")[0] == 200
+
+
+def test_conditional_vae_infer_and_png_routes_take_labels(cvae_bundle):
+    model, bundle = cvae_bundle
+    z = np.random.default_rng(5).standard_normal((3, 3)).astype(np.float32)
+    labels = np.array([1, 2, 0], np.int32)
+    with serve(bundle) as s:
+        got, _, resp = s.infer_json("toy_cvae", [
+            {"name": "z", "datatype": "FP32", "shape": [3, 3], "data": z.ravel().tolist()},
+            {"name": "labels", "datatype": "INT32", "shape": [3], "data": labels.tolist()}])
+        assert got == 200, resp
+        image = np.asarray(json.loads(resp)["outputs"][0]["data"], np.float32).reshape(3, 8, 8, 1)
+        np.testing.assert_allclose(image, model.decode(z, labels), atol=1e-4)
+        status, _, body = http("GET", s.base + "/v2/models/toy_cvae/generate.png?n=3&seed=2"
+                                              "&labels=1,2,0&ncols=3")
+        assert status == 200
+        grid = np.asarray(Image.open(io.BytesIO(body)))
+        expected = keras_aigc_runtime.load(bundle).generate(3, seed=2, labels=labels)
+        np.testing.assert_array_equal(grid[:8, 8:16], expected[1, ..., 0])
