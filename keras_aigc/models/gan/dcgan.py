@@ -5,7 +5,8 @@ import keras
 from keras_aigc.models.gan.gan import GAN
 
 PRESETS = {
-    # The architecture of the TensorFlow "DCGAN on MNIST" tutorial; our throughput reference.
+    # The architecture and the simultaneous update step of the TensorFlow "DCGAN on MNIST"
+    # tutorial; our throughput reference.
     "tf_tutorial": {
         "image_shape": (28, 28, 1),
         "latent_dim": 100,
@@ -13,6 +14,7 @@ PRESETS = {
         "d_filters": (64, 128),
         "kernel_size": 5,
         "dropout": 0.3,
+        "update": "simultaneous",
     },
 }
 
