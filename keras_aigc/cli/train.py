@@ -92,7 +92,12 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
 
     keras.utils.set_random_seed(training.seed)
     if training.mixed_precision:
-        keras.mixed_precision.set_global_policy(training.mixed_precision)
+        from keras_aigc.utils.mixed_precision import resolve_policy
+
+        policy, reason = resolve_policy(training.mixed_precision, strategy=strategy)
+        if reason:
+            print(f"mixed_precision auto: {policy} ({reason})", file=stream)
+        keras.mixed_precision.set_global_policy(policy)
     replicas = strategy.num_replicas_in_sync
     data_kwargs = dict(config["data"])
     source = data_kwargs.pop("source")
