@@ -406,7 +406,42 @@ def section_precision(dataset, steps, rounds, warmup):
     return "\n".join(lines)
 
 
-SECTIONS = {"update": section_update, "cli": section_cli, "precision": section_precision}
+def section_syncbn(dataset, steps, rounds, warmup):
+    """The cheapest CLI suspect alone: synchronised batch norm under one replica."""
+    const = constant_batch(dataset)
+    res = measure("float32", {
+        "bare fit, constant batch (plain BN: 1 replica)": lambda: Fit(dataset=const),
+        "+ synchronised batch norm under 1 replica": lambda: Fit(dataset=const, sync_bn=True),
+    }, steps, rounds, warmup, dataset, "syncbn ")
+    return ratio_table("Synchronised batch norm under one replica (DCGAN tf_tutorial, batch 256)",
+                       "The models built before this change used synchronised BN even with one "
+                       "replica.", res, "bare fit, constant batch (plain BN: 1 replica)")
+
+
+def section_precision_dcgan(dataset, steps, rounds, warmup):
+    """DCGAN only, float32 against mixed_bfloat16 (the cheap half of `precision`)."""
+    from keras_aigc.utils.mixed_precision import auto_policy
+
+    const = constant_batch(dataset)
+
+    def under(policy):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            return Fit(dataset=const)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    res = measure("float32", {"DCGAN fit float32": lambda: under("float32"),
+                              "DCGAN fit mixed_bfloat16": lambda: under("mixed_bfloat16")},
+                  steps, rounds, warmup, dataset, "precision ")
+    policy, reason = auto_policy()
+    return ratio_table("float32 against mixed_bfloat16 (DCGAN tf_tutorial, batch 256)",
+                       f"`mixed_precision: auto` picks {policy} here ({reason}).", res,
+                       "DCGAN fit float32")
+
+
+SECTIONS = {"update": section_update, "cli": section_cli, "precision": section_precision,
+            "syncbn": section_syncbn, "precision_dcgan": section_precision_dcgan}
 
 
 def run(steps=3, rounds=3, warmup=1, sections=tuple(SECTIONS), stream=sys.stdout,
@@ -437,8 +472,9 @@ def run(steps=3, rounds=3, warmup=1, sections=tuple(SECTIONS), stream=sys.stdout
 def dcgan_step_flops():
     """Multiply-adds x 2 of one simultaneous step: G forward, D on real and fake, and the
     backward passes (about twice the forward each) of both tapes."""
-    g = 2 * (100 * 7 * 7 * 256 + 7 * 7 * 25 * 256 * 128 + 14 * 14 * 25 * 128 * 64
-             + 28 * 28 * 25 * 64)
+    # Transposed convs: input pixels x C_in x C_out x k^2 (up0 is stride 1 at 7x7).
+    g = 2 * (100 * 7 * 7 * 256 + 7 * 7 * 25 * 256 * 128 + 7 * 7 * 25 * 128 * 64
+             + 14 * 14 * 25 * 64)
     d = 2 * (14 * 14 * 25 * 64 + 7 * 7 * 25 * 64 * 128 + 7 * 7 * 128)
     # forward G + 2 D; D tape: backward of both D passes; G tape: D backward on fake + G backward
     per_image = (g + 2 * d) + 2 * (2 * d) + 2 * (d + g)
