@@ -7,6 +7,13 @@ Exports the (untrained) DCGAN generator once to a bundle with SavedModel, ONNX a
 times each runtime on the same latents and prints images/sec and the ratio to the
 SavedModel. The TFLite rows also vary what the export controls: dynamic vs fixed batch,
 threads, and the XNNPACK delegate on/off, to show where TFLite's time goes.
+
+The ONNX rows compare the bundle's file (ConvTranspose rewritten to Conv + DepthToSpace at
+export, `keras_aigc.export.onnx.conv_transpose_as_conv`) run with the runtime's
+SessionOptions preset against the plain tf2onnx graph. Rows alternate round by round
+(`--rounds`), each figure is the median, and the load average is printed. At batch 1 the
+FLOP bound (generator FLOPs / the measured float32 matmul peak) is printed beside the
+latencies. `--skip-tflite` keeps only the SavedModel/Keras/ONNX rows.
 """
 
 import argparse
@@ -29,6 +36,44 @@ def timeit(fn, seconds):
         elapsed = time.perf_counter() - start
         if elapsed >= seconds and n >= 3:
             return elapsed / n
+
+
+def matmul_peak_gflops(n=1024, seconds=1.0):
+    """Best float32 GFLOP/s of an n x n numpy matmul (the BLAS every runtime competes with)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        a @ a
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def generator_flops(onnx_path):
+    """2 x multiply-adds of one image through the Conv/ConvTranspose/MatMul/Gemm nodes."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(onnx_path))
+    shapes = {v.name: [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.output)
+              + list(model.graph.input)}
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    flops = 0
+    for node in model.graph.node:
+        w = inits.get(node.input[1]) if len(node.input) > 1 else None
+        out = shapes.get(node.output[0])
+        if w is None or out is None:
+            continue
+        if node.op_type == "Conv":  # out (1, Co, H, W), w (Co, Ci, kh, kw)
+            flops += 2 * int(np.prod(out[1:])) * int(np.prod(w[1:]))
+        elif node.op_type == "ConvTranspose":  # per input pixel: Ci x Co x k x k
+            inp = shapes.get(node.input[0])
+            if inp:
+                flops += 2 * int(np.prod(inp[2:])) * int(np.prod(w))
+        elif node.op_type in ("MatMul", "Gemm"):
+            flops += 2 * int(np.prod(w))
+    return flops
 
 
 def tflite_fn(path, key, z, threads, xnnpack=True):
@@ -65,6 +110,8 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=1.5, help="Time per measurement.")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--rounds", type=int, default=3, help="Alternating rounds per row.")
+    p.add_argument("--skip-tflite", action="store_true", help="Only SavedModel, Keras, ONNX.")
     p.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     p.add_argument("--work-dir", default=None,
                    help="Keep the bundles here and reuse them on the next run (default: a "
@@ -88,20 +135,38 @@ def main(argv=None):
         t0 = time.perf_counter()
         dyn = os.path.join(tmp, "dynamic")
         fixed = os.path.join(tmp, "fixed")
-        if not os.path.isdir(dyn) or not os.path.isdir(fixed):
-            export_bundle(model, dyn, formats=("saved_model", "tflite", "onnx"),
-                          quantize=("float16", "int8"), overwrite=True)
-            export_bundle(model, fixed, formats=("tflite",), quantize=("float16", "int8"),
-                          batch_sizes=tuple(args.batches), overwrite=True)
-            print(f"export (two bundles, verified): {time.perf_counter() - t0:.1f} s")
+        if not os.path.isdir(dyn) or (not args.skip_tflite and not os.path.isdir(fixed)):
+            if args.skip_tflite:
+                export_bundle(model, dyn, formats=("saved_model", "onnx"), overwrite=True)
+            else:
+                export_bundle(model, dyn, formats=("saved_model", "tflite", "onnx"),
+                              quantize=("float16", "int8"), overwrite=True)
+                export_bundle(model, fixed, formats=("tflite",), quantize=("float16", "int8"),
+                              batch_sizes=tuple(args.batches), overwrite=True)
+            print(f"export (verified): {time.perf_counter() - t0:.1f} s")
+        plain = os.path.join(tmp, "tf2onnx_plain.onnx")
+        if not os.path.exists(plain):
+            from keras_aigc.export import onnx as onnx_lib
+            from keras_aigc.export.export_utils import export_spec
+
+            onnx_lib.export_onnx(export_spec(model).signature("generate"), plain,
+                                 optimize=False)
+        from keras_aigc_runtime.onnx_backend import session_options
+
+        peak = matmul_peak_gflops()
+        flops = generator_flops(plain)
+        print(f"generator: {flops / 1e6:.1f} MFLOP per image; float32 matmul peak "
+              f"{peak:.1f} GFLOP/s; FLOP bound at batch 1: {flops / peak / 1e6:.3f} ms "
+              f"(load average {os.getloadavg()[0]:.1f})")
 
         rng = np.random.default_rng(0)
         sm = tf.saved_model.load(os.path.join(dyn, "saved_model")).signatures["generate"]
         call = tf.function(lambda z: gen(z, training=False))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = args.threads
-        sess = ort.InferenceSession(os.path.join(dyn, "model.onnx"), opts,
+        sess = ort.InferenceSession(os.path.join(dyn, "model.onnx"),
+                                    session_options(args.threads),
                                     providers=["CPUExecutionProvider"])
+        sess_plain = ort.InferenceSession(plain, session_options(args.threads),
+                                          providers=["CPUExecutionProvider"])
         results = {}
         for b in args.batches:
             z = rng.standard_normal((b, model.latent_dim)).astype(np.float32)
@@ -110,39 +175,59 @@ def main(argv=None):
                 "Keras call (eager)": lambda zt=zt: gen(zt, training=False),
                 "Keras call (tf.function)": lambda zt=zt: call(zt),
                 "SavedModel": lambda zt=zt: sm(z=zt),
-                "ONNX Runtime": lambda z=z: sess.run(None, {"z": z}),
+                "ONNX Runtime (bundle file, Conv rewrite)": lambda z=z: sess.run(None, {"z": z}),
+                "ONNX Runtime (tf2onnx graph, ConvTranspose)":
+                    lambda z=z: sess_plain.run(None, {"z": z}),
             }
-            for quant, suffix in (("fp32", ""), ("fp16", "_float16"), ("int8", "_int8")):
-                rows[f"TFLite {quant} dynamic, {args.threads} thr"] = tflite_fn(
-                    os.path.join(dyn, f"model{suffix}.tflite"), "generate", z, args.threads)
-                rows[f"TFLite {quant} fixed b{b}, {args.threads} thr"] = tflite_fn(
-                    os.path.join(fixed, f"model{suffix}_b{b}.tflite"), f"generate_b{b}", z,
-                    args.threads)
-            rows["TFLite fp32 dynamic, 1 thr"] = tflite_fn(
-                os.path.join(dyn, "model.tflite"), "generate", z, 1)
-            rows["TFLite fp32 fixed, 1 thr"] = tflite_fn(
-                os.path.join(fixed, f"model_b{b}.tflite"), f"generate_b{b}", z, 1)
-            rows[f"TFLite fp32 fixed, {args.threads} thr, no XNNPACK"] = tflite_fn(
-                os.path.join(fixed, f"model_b{b}.tflite"), f"generate_b{b}", z, args.threads,
-                xnnpack=False)
+            if not args.skip_tflite:
+                rows.update(tflite_rows(dyn, fixed, z, b, args.threads))
+            times = {name: [] for name in rows}
+            for _ in range(args.rounds):  # alternate the rows: load drift hits all alike
+                for name, fn in rows.items():
+                    times[name].append(timeit(fn, args.seconds))
             res = {}
-            for name, fn in rows.items():
-                sec = timeit(fn, args.seconds)
+            for name, v in times.items():
+                sec = float(np.median(v))
                 res[name] = {"images_per_sec": b / sec, "latency_ms": sec * 1e3}
             ref = res["SavedModel"]["images_per_sec"]
-            print(f"\nbatch {b} (images/sec, ratio to SavedModel, latency per call)")
+            print(f"\nbatch {b} (images/sec, ratio to SavedModel, latency per call; load "
+                  f"average {os.getloadavg()[0]:.1f})")
             for name, r in res.items():
-                print(f"  {name:<38} {r['images_per_sec']:>10.1f}  {r['images_per_sec'] / ref:>6.2f}x"
-                      f"  {r['latency_ms']:>8.3f} ms")
+                print(f"  {name:<44} {r['images_per_sec']:>10.1f}  "
+                      f"{r['images_per_sec'] / ref:>6.2f}x  {r['latency_ms']:>8.3f} ms")
+            if b == 1:
+                best = min(r["latency_ms"] for r in res.values())
+                print(f"  FLOP bound {flops / peak / 1e6:.3f} ms; best latency {best:.3f} ms "
+                      f"= {best / (flops / peak / 1e6):.2f}x the bound")
             results[b] = res
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"preset": args.preset, "threads": args.threads, "results": results},
-                          f, indent=2)
+                json.dump({"preset": args.preset, "threads": args.threads,
+                           "flops_per_image": flops, "matmul_peak_gflops": peak,
+                           "load_average": os.getloadavg()[0], "results": results}, f,
+                          indent=2)
     finally:
         if not args.work_dir:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def tflite_rows(dyn, fixed, z, b, threads):
+    """The TFLite rows: each quantization dynamic and fixed-batch, threads, XNNPACK off."""
+    rows = {}
+    for quant, suffix in (("fp32", ""), ("fp16", "_float16"), ("int8", "_int8")):
+        rows[f"TFLite {quant} dynamic, {threads} thr"] = tflite_fn(
+            os.path.join(dyn, f"model{suffix}.tflite"), "generate", z, threads)
+        rows[f"TFLite {quant} fixed b{b}, {threads} thr"] = tflite_fn(
+            os.path.join(fixed, f"model{suffix}_b{b}.tflite"), f"generate_b{b}", z, threads)
+    rows["TFLite fp32 dynamic, 1 thr"] = tflite_fn(
+        os.path.join(dyn, "model.tflite"), "generate", z, 1)
+    rows["TFLite fp32 fixed, 1 thr"] = tflite_fn(
+        os.path.join(fixed, f"model_b{b}.tflite"), f"generate_b{b}", z, 1)
+    rows[f"TFLite fp32 fixed, {threads} thr, no XNNPACK"] = tflite_fn(
+        os.path.join(fixed, f"model_b{b}.tflite"), f"generate_b{b}", z, threads,
+        xnnpack=False)
+    return rows
 
 
 if __name__ == "__main__":

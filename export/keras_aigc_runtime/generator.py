@@ -22,9 +22,12 @@ class InputError(ValueError):
 class _SignatureRunner:
     """One logical signature over one dynamic-batch file or several fixed-batch files.
 
-    A request whose batch no fixed-batch file accepts is split greedily into the
-    largest sizes that fit, and the last chunk is padded (with copies of its first
-    row) up to the smallest size that holds it; padding rows are dropped again.
+    A batch that equals a fixed-batch file's size runs on that file (bundles carry
+    fixed files for batch 1 and the server's largest merged batch next to the dynamic
+    one, because XNNPACK runs them faster); any other batch runs on the dynamic file.
+    Without a dynamic file, a request whose batch no fixed-batch file accepts is split
+    greedily into the largest sizes that fit, and the last chunk is padded (with copies
+    of its first row) up to the smallest size that holds it; padding rows are dropped.
     """
 
     def __init__(self, name, spec, parts):
@@ -46,6 +49,9 @@ class _SignatureRunner:
 
     def __call__(self, inputs):
         n = len(next(iter(inputs.values())))
+        exact = next((p for p in self.fixed if p[0] == n), None)
+        if exact is not None:
+            return self._run_file(exact, inputs)
         if self.dynamic:
             return self._run_file(self.dynamic, inputs)
         chunks, start = [], 0
@@ -317,9 +323,6 @@ def _select(manifest, backend, variant):
     for entry in chosen:
         for sig in entry["signatures"]:
             plan.setdefault(sig["name"], []).append((entry, sig))
-    for name, parts in plan.items():
-        if any(s["batch_size"] == -1 for _, s in parts):  # one dynamic file is enough
-            plan[name] = [next(p for p in parts if p[1]["batch_size"] == -1)]
     return plan
 
 

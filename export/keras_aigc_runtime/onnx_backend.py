@@ -21,6 +21,29 @@ def default_providers(available):
     return [CPU]
 
 
+def session_options(intra_op_num_threads=None, inter_op_num_threads=None):
+    """The SessionOptions preset the runtime uses for every bundle file.
+
+    All graph optimisations (ORT_ENABLE_ALL: constant folding, fusions and, on CPU, the
+    hardware-specific NCHWc layout of the convolutions; the bundle's ONNX file is already
+    rewritten offline so that its transposed convolutions are Convs those kernels take),
+    sequential execution (a generator is a chain: parallel execution only adds
+    scheduling), and thread counts from the caller (`load(num_threads=...)`,
+    `keras-aigc-serve --threads`), else ORT's default of one intra-op thread per
+    physical core.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if intra_op_num_threads is not None:
+        opts.intra_op_num_threads = int(intra_op_num_threads)
+    if inter_op_num_threads is not None:
+        opts.inter_op_num_threads = int(inter_op_num_threads)
+    return opts
+
+
 class OnnxRunner:
     """Runs one ONNX file of a bundle.
 
@@ -37,11 +60,7 @@ class OnnxRunner:
                  inter_op_num_threads=None):
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        if intra_op_num_threads is not None:
-            opts.intra_op_num_threads = int(intra_op_num_threads)
-        if inter_op_num_threads is not None:
-            opts.inter_op_num_threads = int(inter_op_num_threads)
+        opts = session_options(intra_op_num_threads, inter_op_num_threads)
         requested = list(providers) if providers else default_providers(
             ort.get_available_providers())
         self.session = ort.InferenceSession(str(path), opts, providers=requested)

@@ -49,7 +49,9 @@ class TrainingConfig:
         backup_freq: str, int or None. "epoch", a step interval, or None for no backup
             (`keras_aigc.callbacks.BackupAndRestore` in `<run>/backup`).
         mixed_precision: str or None. A Keras dtype policy such as "mixed_float16" or
-            "mixed_bfloat16"; None keeps float32.
+            "mixed_bfloat16"; None keeps float32; "auto" picks mixed_bfloat16 on a TPU,
+            a GPU with compute capability >= 8.0 or a CPU with AMX/AVX512_BF16, else
+            float32 (`keras_aigc.utils.mixed_precision.auto_policy`).
         jit_compile: bool or str. XLA for the train step; "auto" turns it on only with a
             GPU or TPU (on CPU XLA measured 1.8x slower on the TF-tutorial DCGAN).
         steps_per_execution: int. Train steps per `tf.function` call (TPU: 32-100).
@@ -235,7 +237,7 @@ def check_training_values(section):
         raise ConfigError(f"training.backup_freq: expected 'epoch', a positive step count or "
                           f"null, got {freq!r}.")
     policy = section.get("mixed_precision")
-    allowed = ("float32", "mixed_float16", "mixed_bfloat16")
+    allowed = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
     if policy is not None and policy not in allowed:
         raise ConfigError(f"training.mixed_precision: unknown policy {policy!r}. Choose one "
                           f"of {list(allowed)} or null.")

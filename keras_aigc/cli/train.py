@@ -171,7 +171,12 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
     stream = stream or sys.stdout
     keras.utils.set_random_seed(training.seed)
     if training.mixed_precision:
-        keras.mixed_precision.set_global_policy(training.mixed_precision)
+        from keras_aigc.utils.mixed_precision import resolve_policy
+
+        policy, reason = resolve_policy(training.mixed_precision, strategy=strategy)
+        if reason:
+            print(f"mixed_precision auto: {policy} ({reason})", file=stream)
+        keras.mixed_precision.set_global_policy(policy)
     model_cls, _, _ = config_lib.check_model_section(config["model"])
     train_ds, val_ds, info, batch_size = load_datasets(config, training, strategy, model_cls)
 

@@ -47,7 +47,7 @@ def check_choices(values, allowed, arg):
     return tuple(dict.fromkeys(values))
 
 
-def check_batch_sizes(batch_sizes):
+def check_batch_sizes(batch_sizes, arg="batch_sizes"):
     if batch_sizes is None:
         return None
     if isinstance(batch_sizes, (int, np.integer)):
@@ -58,8 +58,8 @@ def check_batch_sizes(batch_sizes):
         sizes = ()
     if not sizes or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1
                         for b in sizes):
-        raise ValueError(f"batch_sizes must be None (dynamic batch) or positive integers, got "
-                         f"batch_sizes={batch_sizes!r}.")
+        raise ValueError(f"{arg} must be None (dynamic batch) or positive integers, got "
+                         f"{arg}={batch_sizes!r}.")
     return tuple(sorted(set(int(b) for b in sizes)))
 
 
@@ -128,7 +128,7 @@ def _versions(formats):
 
 def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), quantize=(),
                   batch_sizes=None, overwrite=False, name=None, seed=None,
-                  max_batch_size=triton_lib.DEFAULT_MAX_BATCH_SIZE):
+                  max_batch_size=triton_lib.DEFAULT_MAX_BATCH_SIZE, serving_batch_sizes=None):
     """Exports a keras_aigc model to a verified bundle directory.
 
     Every file is run after it is written and compared with the Keras model on fresh
@@ -149,7 +149,14 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
         overwrite: bool. Replace an existing bundle at `out_dir`.
         name: str. Bundle name (Triton model prefix). Defaults to the model's name.
         seed: int. Seed of the verification inputs; fresh ones when `None`.
-        max_batch_size: int. Triton `max_batch_size`.
+        max_batch_size: int. Triton `max_batch_size`, and the server's default largest
+            merged batch (`keras-aigc-serve --max-batch`).
+        serving_batch_sizes: tuple of int or None. With a dynamic-batch TFLite file
+            (`batch_sizes=None`), also write fixed-batch TFLite files of these sizes
+            (every quantization), which XNNPACK runs several times faster; the runtime
+            uses a fixed file when a call's batch equals its size and the dynamic file
+            otherwise. Defaults to `(1, max_batch_size)`: single requests and the
+            server's full merged batch. `()` writes the dynamic file only.
 
     Returns:
         The manifest dict.
@@ -163,6 +170,10 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     ```
     """
     formats, quantize, batch_sizes = check_export_args(formats, quantize, batch_sizes)
+    if serving_batch_sizes is None:
+        serving_batch_sizes = (1, max_batch_size)
+    serving_batch_sizes = (() if batch_sizes is not None or not serving_batch_sizes
+                           else check_batch_sizes(serving_batch_sizes, "serving_batch_sizes"))
     out_dir = os.fspath(out_dir)
     check_out_dir(out_dir, overwrite)
     spec = export_spec(model)
@@ -178,7 +189,8 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; a bundle is meant to be shared
     try:
-        manifest = _build(spec, tmp, formats, quantize, batch_sizes, name, seed, max_batch_size)
+        manifest = _build(spec, tmp, formats, quantize, batch_sizes, name, seed, max_batch_size,
+                          serving_batch_sizes)
         _finalize(tmp, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -203,11 +215,13 @@ def _finalize(tmp, out_dir, overwrite):
         os.rename(tmp, out_dir)
 
 
-def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_size):
+def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_size,
+           serving_batch_sizes=()):
     """Writes every format's files, verifies each against Keras, writes the manifest."""
     ctx = ExportContext(root=root, formats=formats, quantize=quantize, batch_sizes=batch_sizes,
                         name=name, max_batch_size=max_batch_size,
-                        rng=np.random.default_rng(seed))
+                        rng=np.random.default_rng(seed),
+                        serving_batch_sizes=tuple(serving_batch_sizes))
     test_sizes = tuple(sorted(set(verify_lib.VERIFY_BATCH_SIZES) | set(batch_sizes or ())))
     files = []
     for fmt in formats:

@@ -44,7 +44,7 @@ def describe(ctx, artifact, part):
     return file_signature(ctx.full(artifact.path), part.signature)
 
 
-def export_onnx(signature, path, opset=DEFAULT_OPSET):
+def export_onnx(signature, path, opset=DEFAULT_OPSET, optimize=True):
     """Converts one signature to an ONNX file with a dynamic batch axis.
 
     Args:
@@ -52,6 +52,10 @@ def export_onnx(signature, path, opset=DEFAULT_OPSET):
             output names the ONNX output names.
         path: str. Output `.onnx` file.
         opset: int. ONNX opset, at least 17.
+        optimize: bool. Rewrite transposed convolutions into Conv + DepthToSpace
+            (`conv_transpose_as_conv`), which ONNX Runtime runs with its fast blocked
+            convolution kernels. The rewrite is portable ONNX (no hardware-specific
+            ORT layout ops), and the bundle's parity check covers it like any file.
     """
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got opset={opset}.")
@@ -67,6 +71,12 @@ def export_onnx(signature, path, opset=DEFAULT_OPSET):
         tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset, output_path=path)
     except Exception as e:
         raise ValueError(f"ONNX conversion of signature {signature.name!r} failed: {e}") from e
+    if optimize:
+        import onnx
+
+        model = onnx.load(path)
+        if conv_transpose_as_conv(model):
+            onnx.save(model, path)
     return path
 
 
@@ -112,3 +122,123 @@ def file_signature(path, sig):
     return {"name": sig.name, "key": None, "batch_size": -1,
             "inputs": [tensor(t, sig.inputs) for t in sess.get_inputs()],
             "outputs": [tensor(t, sig.outputs) for t in sess.get_outputs()]}
+
+
+# ------------------------------------------------------------------ graph optimisation
+def _attr(node, name, default=None):
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def conv_transpose_as_conv(model):
+    """Rewrites each ConvTranspose into an equivalent Conv (+ DepthToSpace + Slice).
+
+    ONNX Runtime's CPU ConvTranspose runs a GEMM and then a single-threaded col2im;
+    its Conv runs MLAS' blocked (NCHWc) kernels. A transposed convolution with stride
+    `s`, kernel `k` and begin padding `p` is, for each of the `s*s` output phases, a
+    correlation of the input with a sub-kernel of `ceil(k / s)` taps taken every `s`th
+    tap of the flipped kernel. One Conv computes all phases as `s*s*C_out` channels,
+    DepthToSpace (DCR) interleaves them into the upsampled grid and a Slice crops the
+    padding. The sum is the same; only the order of additions changes (float rounding).
+
+    Nodes outside the supported case (weights not an initializer, groups, dilation,
+    unequal strides, an `output_shape` attribute) are left as they are.
+
+    Args:
+        model: `onnx.ModelProto`, changed in place.
+
+    Returns:
+        The number of nodes rewritten.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    new_nodes, rewritten = [], 0
+    for node in graph.node:
+        if node.op_type != "ConvTranspose" or node.input[1] not in inits:
+            new_nodes.append(node)
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        strides = list(_attr(node, "strides", [1, 1]))
+        pads = list(_attr(node, "pads", [0, 0, 0, 0]))
+        out_pad = list(_attr(node, "output_padding", [0, 0]))
+        auto_pad = _attr(node, "auto_pad", b"NOTSET")
+        if (w.ndim != 4 or _attr(node, "group", 1) != 1 or _attr(node, "output_shape")
+                or any(d != 1 for d in _attr(node, "dilations", [1, 1]))
+                or auto_pad not in (b"NOTSET", "NOTSET") or strides[0] != strides[1]
+                or out_pad[0] != out_pad[1]):
+            new_nodes.append(node)
+            continue
+        s, k = strides[0], w.shape[2:]
+        c_in, c_out = w.shape[:2]
+        taps = [-(-kk // s) for kk in k]  # J per axis
+        q_min = [p // s for p in pads[:2]]
+        left = [j - 1 - q for j, q in zip(taps, q_min, strict=True)]
+        if min(left) < 0:
+            new_nodes.append(node)
+            continue
+        right, offset, trim = [], [], []
+        for a in range(2):
+            need = (out_pad[a] + k[a] - pads[2 + a] - q_min[a] * s) / s + taps[a] - 2 - left[a]
+            r = max(0, int(np.ceil(need)))
+            right.append(r)
+            offset.append(pads[a] - q_min[a] * s)
+            trim.append(s * (left[a] + r - taps[a] + 2) + q_min[a] * s - out_pad[a] - k[a]
+                        + pads[2 + a])
+        # Wc[(rh*s + rw)*C_out + co, ci, mh, mw] = W[ci, co, (Jh-1-mh)*s + rh, (Jw-1-mw)*s + rw]
+        wc = np.zeros((s * s * c_out, c_in, taps[0], taps[1]), w.dtype)
+        for rh in range(s):
+            for rw in range(s):
+                phase = (rh * s + rw) * c_out
+                for mh in range(taps[0]):
+                    th = (taps[0] - 1 - mh) * s + rh
+                    if th >= k[0]:
+                        continue
+                    for mw in range(taps[1]):
+                        tw = (taps[1] - 1 - mw) * s + rw
+                        if tw < k[1]:
+                            wc[phase:phase + c_out, :, mh, mw] = w[:, :, th, tw].T
+        base = node.output[0]
+        w_name = f"{base}__as_conv_w"
+        graph.initializer.append(numpy_helper.from_array(wc, w_name))
+        conv_inputs = [node.input[0], w_name]
+        if len(node.input) > 2 and node.input[2]:
+            b = numpy_helper.to_array(inits[node.input[2]])
+            graph.initializer.append(numpy_helper.from_array(np.tile(b, s * s), f"{base}__as_conv_b"))
+            conv_inputs.append(f"{base}__as_conv_b")
+        conv_out = base if s == 1 and offset == [0, 0] and trim == [0, 0] else f"{base}__as_conv"
+        new_nodes.append(helper.make_node(
+            "Conv", conv_inputs, [conv_out], name=f"{node.name or base}__as_conv",
+            kernel_shape=taps, strides=[1, 1], pads=[left[0], left[1], right[0], right[1]]))
+        current = conv_out
+        if s > 1:
+            current = f"{base}__d2s"
+            new_nodes.append(helper.make_node("DepthToSpace", [conv_out], [current],
+                                              blocksize=s, mode="DCR",
+                                              name=f"{node.name or base}__d2s"))
+        if current != base:
+            names = [f"{base}__{n}" for n in ("starts", "ends", "axes")]
+            big = np.iinfo(np.int64).max
+            graph.initializer.extend([
+                numpy_helper.from_array(np.array(offset, np.int64), names[0]),
+                numpy_helper.from_array(np.array([-t if t > 0 else big for t in trim],
+                                                 np.int64), names[1]),
+                numpy_helper.from_array(np.array([2, 3], np.int64), names[2]),
+            ])
+            new_nodes.append(helper.make_node("Slice", [current] + names, [base],
+                                              name=f"{node.name or base}__crop"))
+        rewritten += 1
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    used = {i for n in graph.node for i in n.input}
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    onnx.checker.check_model(model)
+    return rewritten

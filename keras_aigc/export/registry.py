@@ -68,6 +68,8 @@ class ExportContext:
         batch_sizes: tuple of int or `None` (dynamic batch).
         name: str. Bundle name.
         max_batch_size: int. Triton's `max_batch_size`.
+        serving_batch_sizes: tuple of int. With a dynamic batch, the extra fixed-batch
+            TFLite files to write (XNNPACK runs those several times faster).
         rng: `np.random.Generator` of the verification and representative inputs.
         artifacts: dict. Artifacts written so far, by format.
         cache: dict. Loaded files the exporters reuse between `runner` and `describe`.
@@ -80,6 +82,7 @@ class ExportContext:
     name: str
     max_batch_size: int
     rng: object
+    serving_batch_sizes: tuple = ()
     artifacts: dict = dataclasses.field(default_factory=dict)
     cache: dict = dataclasses.field(default_factory=dict)
     _saved_models: dict = dataclasses.field(default_factory=dict)

@@ -173,6 +173,16 @@ def test_triton_repository_follows_manifest(exported):
     assert "reshape: { shape: [ ] }" in config  # the per-example scalar label
 
 
+def test_serving_batch_sizes_add_fixed_files_next_to_the_dynamic_one(tmp_path):
+    manifest = export_bundle(tiny_dcgan(), str(tmp_path / "b"), formats=("tflite",),
+                             serving_batch_sizes=(3,))
+    sizes = {f["path"]: f["signatures"][0]["batch_size"] for f in manifest["files"]}
+    assert sizes == {"model.tflite": -1, "model_b3.tflite": 3}
+    manifest = export_bundle(tiny_dcgan(), str(tmp_path / "c"), formats=("tflite",),
+                             serving_batch_sizes=())
+    assert [f["path"] for f in manifest["files"]] == ["model.tflite"]
+
+
 @pytest.mark.slow
 def test_fixed_batch_tflite_is_correct_at_claimed_batch(tmp_path):
     model = tiny_dcgan()
@@ -239,6 +249,7 @@ def test_overwrite_refuses_a_directory_that_is_not_a_bundle(tmp_path):
     ({"formats": ("onnx",), "quantize": ("int8",)}, "has no 'tflite'"),
     ({"batch_sizes": (0, 4)}, r"batch_sizes must be.*\(0, 4\)"),
     ({"batch_sizes": 2.5}, "batch_sizes must be"),
+    ({"serving_batch_sizes": (1, -2)}, r"serving_batch_sizes must be.*\(1, -2\)"),
 ])
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):

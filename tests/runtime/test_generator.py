@@ -31,7 +31,10 @@ def _psnr(a, b, peak=2.0):
 def test_run_matches_keras_within_parity_tolerance(dcgan_bundle, backend, variant, path):
     model, bundle = dcgan_bundle
     g = keras_aigc_runtime.load(bundle, backend=backend, variant=variant)
-    assert g.files == [path]
+    stem = path.rsplit(".", 1)[0]
+    # TFLite: the dynamic-batch file and the default fixed-batch files for 1 and 64.
+    assert g.files == ([path] if backend == "onnx"
+                       else [path, f"{stem}_b1.tflite", f"{stem}_b64.tflite"])
     tol = _tolerance(bundle, path)
     for n in (1, 5):
         z = np.random.default_rng().standard_normal((n, 8)).astype(np.float32)
@@ -42,6 +45,37 @@ def test_run_matches_keras_within_parity_tolerance(dcgan_bundle, backend, varian
             np.testing.assert_allclose(out, ref, rtol=0, atol=tol["max_abs_error"])
         else:  # full-integer file: same PSNR bar as the exporter's
             assert _psnr(out, ref) >= tol["min_psnr_db"]
+
+
+def test_default_bundle_runs_batch_1_and_64_on_fixed_files(dcgan_bundle, monkeypatch):
+    from keras_aigc_runtime.manifest import load_manifest
+
+    model, bundle = dcgan_bundle
+    entries = {f["path"]: f for f in load_manifest(bundle)["files"]}
+    for path, n in (("model_b1.tflite", 1), ("model_b64.tflite", 64),
+                    ("model_int8_b1.tflite", 1), ("model_int8_b64.tflite", 64)):
+        (sig,) = entries[path]["signatures"]
+        assert sig["batch_size"] == n and sig["inputs"][0]["shape"] == [n, 8]
+        assert {p["batch_size"] for p in entries[path]["parity"]} == {n}
+    assert entries["model.tflite"]["signatures"][0]["batch_size"] == -1
+
+    g = keras_aigc_runtime.load(bundle, backend="tflite")
+    runner = g._runners["generate"]
+    used = []
+    run_file = runner._run_file
+
+    def spy(part, inputs):
+        used.append(part[0])
+        return run_file(part, inputs)
+
+    monkeypatch.setattr(runner, "_run_file", spy)
+    for n in (1, 64, 5):
+        z = np.random.default_rng(n).standard_normal((n, 8)).astype(np.float32)
+        atol = _tolerance(bundle, {1: "model_b1.tflite", 64: "model_b64.tflite"}.get(
+            n, "model.tflite"))["max_abs_error"]
+        np.testing.assert_allclose(g.run({"z": z})["image"], _keras(model, z), rtol=0,
+                                   atol=atol)
+    assert used == [1, 64, -1]  # batch 5 has no fixed file: the dynamic one
 
 
 def test_fixed_batch_file_splits_and_pads(fixed_batch_bundle):

@@ -27,3 +27,13 @@ def test_fallback_to_cpu_is_logged(dcgan_bundle, caplog):
         assert runner.providers == ["CPUExecutionProvider"]
         assert any("falling back to CPU" in r.message and wanted in r.message
                    for r in caplog.records)
+
+
+def test_session_options_preset():
+    import onnxruntime as ort
+
+    opts = onnx_backend.session_options(intra_op_num_threads=3, inter_op_num_threads=1)
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (3, 1)
+    assert onnx_backend.session_options().intra_op_num_threads == 0  # ORT's default

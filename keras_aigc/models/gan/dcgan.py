@@ -1,11 +1,13 @@
 """DCGAN: transposed-convolution generator, strided-convolution discriminator."""
 
 import keras
+import tensorflow as tf
 
 from keras_aigc.models.gan.gan import GAN
 
 PRESETS = {
-    # The architecture of the TensorFlow "DCGAN on MNIST" tutorial; our throughput reference.
+    # The architecture and the simultaneous update step of the TensorFlow "DCGAN on MNIST"
+    # tutorial; our throughput reference.
     "tf_tutorial": {
         "image_shape": (28, 28, 1),
         "latent_dim": 100,
@@ -13,8 +15,21 @@ PRESETS = {
         "d_filters": (64, 128),
         "kernel_size": 5,
         "dropout": 0.3,
+        "update": "simultaneous",
     },
 }
+
+
+def synchronize_batchnorm(requested):
+    """Whether batch norm built now should all-reduce its statistics.
+
+    Only with more than one replica in sync in the current strategy scope: under one
+    replica the synchronized layer computes the same statistics through an all-reduce
+    of sums and squared sums instead of the fused moments, and costs time for nothing.
+    Models are built inside the strategy scope they train under (and `.keras` files are
+    rebuilt from their config there), so this follows the strategy in use.
+    """
+    return bool(requested) and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
 def build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size, sync_batchnorm,
@@ -35,6 +50,7 @@ def build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size, sync_
             f"height and width must be divisible by 2**(len(g_filters) - 1) = {factor}."
         )
     bh, bw = height // factor, width // factor
+    sync_batchnorm = synchronize_batchnorm(sync_batchnorm)
     z = keras.Input((latent_dim,), name="z")
     x = keras.layers.Dense(bh * bw * g_filters[0], use_bias=False, name="project")(z)
     x = keras.layers.BatchNormalization(synchronized=sync_batchnorm, name="project_bn")(x)
@@ -83,7 +99,9 @@ class DCGAN(GAN):
         dropout: float. Discriminator dropout rate. Defaults to `0.3`.
         sync_batchnorm: bool. Batch statistics over the global batch under
             tf.distribute (`BatchNormalization(synchronized=True)`), so that training on
-            N replicas computes what one device would. Defaults to `True`.
+            N replicas computes what one device would. Only takes effect when the model
+            is built in a strategy scope with more than one replica; with one replica the
+            layers are plain batch norm. Defaults to `True`.
         **kwargs: `loss`, `d_steps`, `seed` and the other `GAN` arguments.
 
     Example:

@@ -10,6 +10,8 @@ from keras_aigc.layers.diff_augment import DiffAugment
 from keras_aigc.losses import penalties
 from keras_aigc.models.base import GenerativeModel, new_seed
 
+UPDATES = ("alternating", "simultaneous")
+
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
 class GAN(GenerativeModel):
@@ -44,6 +46,17 @@ class GAN(GenerativeModel):
         diff_augment: str, list or None. DiffAugment policy (`"color"`, `"translation"`,
             `"cutout"`, or a comma-separated mix) applied to real and fake images before
             D during training only. Defaults to `None`.
+        update: str. How one `train_step` updates the two networks.
+            `"alternating"` (default) updates D `d_steps` times, then draws fresh latents
+            and updates G against the updated D: 2 generator and 3 discriminator forward
+            passes per step with `d_steps=1`. `"simultaneous"` is the TensorFlow DCGAN
+            tutorial's step: one generator forward, D on the real and the fake batch, both
+            losses from these passes, both gradients taken at the same parameters, then both
+            optimizers applied (1 generator and 2 discriminator forward passes). It needs
+            `d_steps=1`. A `penalty` costs the same under both: its D pass on the
+            interpolates (or on the real batch for R1) with a double backward, on top of
+            the passes above. DiffAugment draws once for the real and once for the fake
+            batch per step.
 
     Example:
 
@@ -59,10 +72,19 @@ class GAN(GenerativeModel):
 
     def __init__(self, generator, discriminator, latent_dim, loss="non_saturating",
                  d_steps=1, value_range=(-1.0, 1.0), seed=None, penalty=None,
-                 penalty_weight=10.0, ema_decay=None, diff_augment=None, **kwargs):
+                 penalty_weight=10.0, ema_decay=None, diff_augment=None, update="alternating",
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 1:
             raise ValueError(f"d_steps must be an integer >= 1, got d_steps={d_steps!r}.")
+        if update not in UPDATES:
+            raise ValueError(
+                f"Unrecognized update={update!r}. Supported updates are: {list(UPDATES)}.")
+        if update == "simultaneous" and d_steps != 1:
+            raise ValueError(
+                f"update='simultaneous' takes one discriminator and one generator update "
+                f"from the same generator pass, so it needs d_steps=1; got d_steps={d_steps}. "
+                "Use update='alternating' for several critic updates per generator update.")
         penalties.check_penalty(penalty, penalty_weight)
         if ema_decay is not None and (isinstance(ema_decay, bool)
                                       or not isinstance(ema_decay, (int, float))
@@ -78,6 +100,7 @@ class GAN(GenerativeModel):
         self.loss_name = loss
         self.g_loss_fn, self.d_loss_fn = losses_lib.get_gan_loss(loss)
         self.d_steps = d_steps
+        self.update = update
         self.value_range = tuple(float(v) for v in value_range)
         self.seed = new_seed() if seed is None else int(seed)
         self.penalty = penalty
@@ -265,6 +288,8 @@ class GAN(GenerativeModel):
         return self.augmenter(images, training=True)
 
     def train_step(self, data):
+        if self.update == "simultaneous":
+            return self.simultaneous_train_step(data)
         real, labels = self.unpack_batch(data)
         local_batch = tf.shape(real)[0]
         for step in range(self.d_steps):
@@ -296,6 +321,40 @@ class GAN(GenerativeModel):
         g_vars = self.generator.trainable_variables
         grads = tape.gradient(scaled_g_loss, g_vars)
         self.g_optimizer.apply_gradients(zip(grads, g_vars, strict=True))
+        self.after_generator_update()
+
+        self._update_trackers(d_per_example, g_per_example, real_logits, fake_logits)
+        if reg is not None:
+            self.d_penalty_tracker.update_state(reg)
+        return self.step_logs({m.name: m.result() for m in self.metrics})
+
+    def simultaneous_train_step(self, data):
+        """One step of both players from the same forward passes (the TF DCGAN tutorial).
+
+        One generator forward, D on the real and the fake batch, both losses from these
+        logits, both gradients at the current parameters, then G's and D's optimizers.
+        """
+        real, labels = self.unpack_batch(data)
+        z = self.sample_latents(tf.shape(real)[0], 0)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(self.generator_inputs(z, labels), training=True)
+            real_logits = self.discriminator(
+                self.discriminator_inputs(self.augment(real), labels), training=True)
+            fake_logits = self.discriminator(
+                self.discriminator_inputs(self.augment(fake), labels), training=True)
+            d_per_example = self.d_loss_fn(real_logits, fake_logits)
+            g_per_example = self.g_loss_fn(fake_logits)
+            reg = self.discriminator_regularizer(real, fake, labels)
+            if reg is not None:
+                d_per_example = d_per_example + reg
+            scaled_d_loss = self.d_optimizer.scale_loss(global_mean(d_per_example))
+            scaled_g_loss = self.g_optimizer.scale_loss(global_mean(g_per_example))
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        g_grads = g_tape.gradient(scaled_g_loss, g_vars)
+        d_grads = d_tape.gradient(scaled_d_loss, d_vars)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars, strict=True))
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
         self.after_generator_update()
 
         self._update_trackers(d_per_example, g_per_example, real_logits, fake_logits)
@@ -375,7 +434,7 @@ class GAN(GenerativeModel):
     architecture_args = ()
     # The GAN arguments every subclass shares.
     training_args = ("latent_dim", "loss", "d_steps", "value_range", "seed", "penalty",
-                     "penalty_weight", "ema_decay", "diff_augment")
+                     "penalty_weight", "ema_decay", "diff_augment", "update")
 
     @property
     def config_args(self):

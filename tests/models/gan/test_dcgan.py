@@ -158,3 +158,20 @@ def test_compile_keeps_only_the_two_gan_optimizers(tmp_path):
     gan.save(str(tmp_path / "m.keras"))
     loaded = keras.models.load_model(str(tmp_path / "m.keras"))
     assert loaded.optimizer is None and int(loaded.g_optimizer.iterations) == 1
+
+
+def _batchnorm_sync_flags(gan):
+    return [layer.synchronized for layer in gan.generator.layers
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_batchnorm_is_synchronized_only_with_several_replicas():
+    one = tiny()
+    assert _batchnorm_sync_flags(one) == [False, False, False]
+    with harness.two_replica_strategy().scope():
+        two = tiny()
+    assert _batchnorm_sync_flags(two) == [True, True, True]
+    with harness.two_replica_strategy().scope():
+        assert _batchnorm_sync_flags(tiny(sync_batchnorm=False)) == [False, False, False]
+    # The config keeps the request, not the resolved flag.
+    assert one.get_config()["sync_batchnorm"] is True
