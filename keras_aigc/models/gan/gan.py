@@ -9,6 +9,7 @@ from keras_aigc.distribute import global_mean, replica_normal
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 from keras_aigc.layers.diff_augment import DiffAugment
 from keras_aigc.losses import penalties
+from keras_aigc.models.preset import PresetMixin
 
 
 def _new_seed():
@@ -16,7 +17,7 @@ def _new_seed():
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class GAN(MultiWorkerFitMixin, keras.Model):
+class GAN(PresetMixin, MultiWorkerFitMixin, keras.Model):
     """A generative adversarial network trained with `model.fit`.
 
     The generator maps latents `z ~ N(0, I)` to images; the discriminator maps images to

@@ -10,6 +10,7 @@ from keras_aigc.distribute import global_mean, replica_normal
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 from keras_aigc.models.vae import distributions as dists
 from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
+from keras_aigc.models.preset import PresetMixin
 from keras_aigc.models.vae.posterior_params import PosteriorParams
 
 # Decoded images held at once by log_likelihood/elbo (samples x examples in one chunk).
@@ -27,7 +28,7 @@ def _positive_int(name, value):
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class VAE(MultiWorkerFitMixin, keras.Model):
+class VAE(PresetMixin, MultiWorkerFitMixin, keras.Model):
     """A variational autoencoder whose posterior, prior and likelihood are TFP distributions.
 
     The encoder network outputs the parameters of `q(z | x)`, a diagonal Gaussian or a
