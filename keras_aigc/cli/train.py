@@ -132,10 +132,15 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
             compile_kwargs.setdefault("steps_per_execution", training.steps_per_execution)
             model.compile(**compile_kwargs)
         samples = cb.SampleGrid(os.path.join(out_dir, "samples"), every=training.sample_every,
-                                num_images=training.num_samples, seed=training.seed)
+                                num_images=training.num_samples, seed=training.seed,
+                                tensorboard_dir=os.path.join(out_dir, "logs", "samples"))
+        from keras_aigc.cli import train_monitoring
+
+        before_tb, after_tb = train_monitoring.callbacks(config, training, out_dir, stream)
         callbacks = [
-            samples,
+            samples, *before_tb,
             keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False),
+            *after_tb,
         ]
         if training.backup_freq is not None:
             callbacks.append(cb.BackupAndRestore(os.path.join(run_dir, "backup"),
