@@ -49,7 +49,7 @@ class TrainingConfig:
         fid_every: int or None. Epochs between FID measurements during training; None
             follows `sample_every`, 0 turns FID off (see keras_aigc/cli/train_monitoring.py).
         fid_features: str. "auto" (the data's domain classifier if one exists, else off),
-            "domain", "standard" (FIDInception) or "off".
+            "domain", "standard" (FIDInception) or "off" (or false).
         fid_samples: int. Generated images per FID measurement.
     """
 
@@ -68,7 +68,7 @@ class TrainingConfig:
     jit_compile: typing.Union[bool, str] = "auto"
     steps_per_execution: int = 1
     fid_every: typing.Optional[int] = None
-    fid_features: str = "auto"
+    fid_features: typing.Union[str, bool] = "auto"
     fid_samples: int = 1000
 
 

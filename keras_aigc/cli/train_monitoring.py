@@ -10,7 +10,8 @@ The training keys (see `TrainingConfig`):
   `<run>/features` or the cache `keras-aigc train-features` writes), otherwise FID is off
   and the run prints how to turn it on; `"domain"` the same but missing is an error;
   `"standard"` the standard FID Inception network (`keras_aigc.metrics.features.
-  FIDInception`, weights from `KERAS_AIGC_FID_WEIGHTS`), slower on a CPU; `"off"`.
+  FIDInception`, weights from `KERAS_AIGC_FID_WEIGHTS`), slower on a CPU; `"off"` (YAML
+  also reads a bare `off` as `false`, which means the same).
 - `fid_samples`: generated images per measurement (default 1000) against the test split.
 
 The FID is logged as `fid` in the epoch logs, so the progress bar, `history.json` and the
@@ -27,7 +28,7 @@ def check_training_values(section):
     from keras_aigc.cli.config import ConfigError
 
     features = section.get("fid_features", "auto")
-    if features not in FID_FEATURES:
+    if features is not False and features not in FID_FEATURES:
         raise ConfigError(f"training.fid_features: unknown value {features!r}. Choose one of "
                           f"{list(FID_FEATURES)}.")
     every = section.get("fid_every")
@@ -60,7 +61,7 @@ def fid_callback(config, training, run_dir, stream):
     from keras_aigc.cli.train_features import split_kwargs
 
     every = training.sample_every if training.fid_every is None else training.fid_every
-    if training.fid_features == "off" or every == 0:
+    if training.fid_features in ("off", False) or every == 0:
         return None
     data = dict(config["data"])
     if training.fid_features == "standard":

@@ -138,3 +138,13 @@ def test_domain_fid_without_classifier_is_an_error(tmp_path, monkeypatch, capsys
     assert main(["train", _write(tmp_path, config), "--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "training.fid_features: 'domain' but there is no domain classifier" in err
+
+
+def test_fid_off_in_yaml(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(df.CACHE_ENV, str(tmp_path / "empty-cache"))
+    config = json.loads(json.dumps(CONFIG))
+    config["training"]["epochs"] = 1
+    rc = main(["train", _write(tmp_path, config), "--output", str(tmp_path / "run"),
+               "--set", "training.fid_features=off"])  # YAML reads a bare off as false
+    assert rc == 0
+    assert "FID:" not in capsys.readouterr().out
