@@ -82,7 +82,9 @@ def publish_run(run_dir, dest, metrics_path=None, license="Apache-2.0", descript
         raise FileNotFoundError(f"--metrics: no such file {metrics_path!r}.")
     if metrics is not None:
         # Run-local bookkeeping is not part of the card.
-        metrics = {k: v for k, v in metrics.items() if k not in ("run_dir",)}
+        metrics = {k: v for k, v in metrics.items() if k != "run_dir"}
+        if "wall_time_s" in metrics:  # evaluate's own time, not the training's
+            metrics["evaluation_wall_time_s"] = metrics.pop("wall_time_s")
     data_section = dict(config["data"])
     data = preset_lib.data_fingerprint(data_section["source"], **split_kwargs(data_section))
     for key in ("image_shape", "num_examples", "scaling", "binarize"):

@@ -208,9 +208,13 @@ def model_card(metadata, config):
                       + ", ".join(f"{k}={_fmt(v)}" for k, v in others.items())]
     else:
         lines.append("- not measured")
-    uri = metadata.get("name") or "PATH/TO/PRESET"
-    lines += ["", "## Usage", "", "```python", "import keras_aigc",
-              f"model = keras_aigc.models.{metadata['class_name']}.from_preset({uri!r})",
+    name = metadata.get("name") or "PRESET"
+    if name in TRAINED_PRESETS:
+        load = f"model = keras_aigc.models.{metadata['class_name']}.from_preset({name!r})"
+    else:
+        load = (f"model = keras_aigc.models.{metadata['class_name']}.from_preset("
+                f"\"hf://USER/{name}\")  # or its local directory")
+    lines += ["", "## Usage", "", "```python", "import keras_aigc", load,
               "images = model.generate(16, seed=0)"
               + ("  # labels=... for the class-conditional model"
                  if metadata.get("num_classes") else ""),

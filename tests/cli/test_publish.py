@@ -22,7 +22,7 @@ CONFIG = {
 }
 METRICS = {"model": "DCGAN", "kind": "gan", "run_dir": "/somewhere", "fid": 31.5,
            "kid": 0.0123, "precision": 0.61, "recall": 0.47, "num_real": 179,
-           "num_generated": 1000, "features": "domain_classifier(test)"}
+           "num_generated": 1000, "features": "domain_classifier(test)", "wall_time_s": 12.5}
 
 
 def _write(tmp_path, config):
@@ -55,10 +55,12 @@ def test_publish_run_dir_round_trips_with_card(run_dir, tmp_path, capsys):
     for text in ("| FID | 31.5 |", "| KID | 0.0123 |", "| Precision | 0.61 |",
                  "| Recall | 0.47 |", "domain_classifier(test)", digits["sha256"],
                  "- steps: `2`", "- epochs: `1`", "wall time:", "MIT",
-                 "DCGAN trained with keras-aigc on digits."):
+                 "DCGAN trained with keras-aigc on digits.",
+                 "from_preset(\"hf://USER/preset\")  # or its local directory"):
         assert text in card, text
     meta = preset_lib.read_metadata(str(dest))
     assert "run_dir" not in meta["metrics"]
+    assert meta["metrics"]["evaluation_wall_time_s"] == 12.5  # not the training time
     assert meta["training"]["steps"] == 2
 
 
