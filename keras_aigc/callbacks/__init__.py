@@ -3,7 +3,9 @@ Frechet distance during fit."""
 
 from keras_aigc.callbacks.backup_and_restore import BackupAndRestore
 from keras_aigc.callbacks.frechet_distance_callback import FrechetDistanceCallback
+from keras_aigc.callbacks.hparams_logger import HParamsLogger
 from keras_aigc.callbacks.kl_warmup import KLWarmup
 from keras_aigc.callbacks.sample_grid import SampleGrid
 
 __all__ = ["BackupAndRestore", "FrechetDistanceCallback", "KLWarmup", "SampleGrid"]
+__all__ += ["HParamsLogger"]

@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_aigc.distribute import is_chief
 from keras_aigc.utils import save_grid
+from keras_aigc.utils.image_grid import make_grid, to_uint8
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -21,6 +22,12 @@ class SampleGrid(keras.callbacks.Callback):
         seed: int. Seed of the fixed latents. Defaults to `0`.
         labels: array of int. Conditioning labels for conditional models; defaults to
             cycling through the classes when the model has `num_classes`.
+        tensorboard_dir: str or None. When set, each grid is also logged there as the
+            TensorBoard image `samples`, at the same 0-based epoch step as
+            `keras.callbacks.TensorBoard` uses for its scalars.
+        scale: int or None. Nearest-neighbour upscaling of the PNG and TensorBoard image.
+            Defaults to `None`: enough for cells of at least 64 pixels (at least 2x), so
+            8x8 images stay legible.
 
     Example:
 
@@ -29,7 +36,8 @@ class SampleGrid(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, directory, every=1, num_images=64, seed=0, labels=None):
+    def __init__(self, directory, every=1, num_images=64, seed=0, labels=None,
+                 tensorboard_dir=None, scale=None):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}.")
@@ -40,20 +48,57 @@ class SampleGrid(keras.callbacks.Callback):
         self.num_images = num_images
         self.seed = seed
         self.labels = labels
+        self.tensorboard_dir = tensorboard_dir
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int)
+                                  or scale < 1):
+            raise ValueError(f"scale must be a positive integer or None, got {scale!r}.")
+        self.scale = scale
         self.written = []
+        self._writer = None
 
-    def write(self, name):
-        """Generates the grid now and writes `<directory>/<name>.png`; returns the path."""
+    def _scale(self, images):
+        if self.scale is not None:
+            return self.scale
+        return max(2, int(np.ceil(64 / max(images.shape[1:3]))))
+
+    def write(self, name, step=None):
+        """Generates the grid now and writes `<directory>/<name>.png`; returns the path.
+
+        With `tensorboard_dir`, the grid also goes to TensorBoard at `step` (when given).
+        """
         if not is_chief(self.model.distribute_strategy):
             return None
         # labels=None: the model's default (conditional models cycle the classes).
         images = self.model.generate(self.num_images, seed=self.seed, labels=self.labels)
         path = os.path.join(self.directory, f"{name}.png")
-        save_grid(images, path, value_range=self.model.value_range,
-                  rows=int(np.ceil(np.sqrt(self.num_images))))
+        rows = int(np.ceil(np.sqrt(self.num_images)))
+        value_range = self.model.value_range
+        scale = self._scale(images)
+        save_grid(images, path, value_range=value_range, rows=rows, scale=scale)
         self.written.append(path)
+        if self.tensorboard_dir is not None and step is not None:
+            self._log_image(images, value_range, rows, scale, step)
         return path
+
+    def _log_image(self, images, value_range, rows, scale, step):
+        import tensorflow as tf
+
+        grid = make_grid(to_uint8(images, value_range), rows=rows)
+        grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.tensorboard_dir)
+        with self._writer.as_default():
+            tf.summary.image("samples", grid[None], step=step,
+                             description=f"{self.num_images} samples from fixed latents "
+                                         f"(seed {self.seed})")
+        self._writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
-            self.write(f"epoch_{epoch + 1:04d}")
+            # Step = the 0-based epoch, as keras.callbacks.TensorBoard logs its epoch scalars.
+            self.write(f"epoch_{epoch + 1:04d}", step=epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -123,17 +123,26 @@ def build_and_compile(config, info, training, strategy):
     return model
 
 
-def make_callbacks(out_dir, run_dir, training, extra_callbacks=()):
-    """Returns `(sample grid callback, all callbacks)` for `fit`."""
+def make_callbacks(out_dir, run_dir, training, extra_callbacks=(), config=None, stream=None):
+    """Returns `(sample grid callback, all callbacks)` for `fit`.
+
+    The sample grid and the FID/hparams monitors (see `train_monitoring`) also log to
+    TensorBoard under `<out_dir>/logs`.
+    """
     import keras
 
     from keras_aigc import callbacks as cb
+    from keras_aigc.cli import train_monitoring
 
     samples = cb.SampleGrid(os.path.join(out_dir, "samples"), every=training.sample_every,
-                            num_images=training.num_samples, seed=training.seed)
+                            num_images=training.num_samples, seed=training.seed,
+                            tensorboard_dir=os.path.join(out_dir, "logs", "samples"))
+    before_tb, after_tb = train_monitoring.callbacks(config or {}, training, out_dir,
+                                                     stream or sys.stdout)
     callbacks = [
-        samples,
+        samples, *before_tb,
         keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False),
+        *after_tb,
     ]
     if training.backup_freq is not None:
         callbacks.append(cb.BackupAndRestore(os.path.join(run_dir, "backup"),
@@ -185,7 +194,8 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
     try:
         write_run_info(out_dir, config, info, batch_size, strategy)
         model = build_and_compile(config, info, training, strategy)
-        samples, callbacks = make_callbacks(out_dir, run_dir, training, extra_callbacks)
+        samples, callbacks = make_callbacks(out_dir, run_dir, training, extra_callbacks,
+                                            config=config, stream=stream)
         print(f"Strategy: {distribute.describe(strategy)}; global batch {batch_size}",
               file=stream)
         history = model.fit(train_ds, epochs=training.epochs,

@@ -213,7 +213,8 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
         deduplicate: bool. Drop exact duplicates by pixel hash. Defaults to `True`.
         split_seed: int. Seed of the deterministic split. Defaults to `0`.
         data_dir: str. tensorflow-datasets data directory.
-        image_size: tuple. `(H, W)` to resize `dir:` images to.
+        image_size: tuple. `(H, W)` to resize `dir:` images to; for `"digits"` the size
+            of the bilinear resize (default 32x32; `(8, 8)` keeps the native pixels).
         color_mode: str. `"auto"`, `"grayscale"` or `"rgb"` for `dir:` images.
         with_info: bool. Return `(dataset, DatasetInfo)`. Defaults to `False`.
 

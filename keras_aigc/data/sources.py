@@ -31,11 +31,12 @@ class RawData:
     skipped: list = dataclasses.field(default_factory=list)
 
 
-def _digits(spec, **_):
-    """scikit-learn's bundled 8x8 digits (1,797 images), upscaled to 32x32.
+def _digits(spec, image_size=None, **_):
+    """scikit-learn's bundled 8x8 digits (1,797 images), upscaled to 32x32 by default.
 
     32 = 8 * 4 keeps every stride-2 convolution exact down to a 4x4 base. Upscaling is
     bilinear (not nearest) so that the images look like pen strokes, not blocks.
+    `image_size=(8, 8)` keeps the native pixels (the quickstart demo trains on those).
     """
     try:
         from sklearn.datasets import load_digits
@@ -45,16 +46,18 @@ def _digits(spec, **_):
         ) from e
     from PIL import Image
 
+    height, width = image_size or (DIGITS_SIZE, DIGITS_SIZE)
     bunch = load_digits()
     small = (bunch.images * (255.0 / 16.0)).round().clip(0, 255).astype(np.uint8)
-    big = np.stack(
-        [
-            np.asarray(
-                Image.fromarray(im).resize((DIGITS_SIZE, DIGITS_SIZE), Image.BILINEAR)
-            )
-            for im in small
-        ]
-    )[..., None]
+    if (height, width) == small.shape[1:]:
+        big = small[..., None]
+    else:
+        big = np.stack(
+            [
+                np.asarray(Image.fromarray(im).resize((width, height), Image.BILINEAR))
+                for im in small
+            ]
+        )[..., None]
     labels = bunch.target.astype(np.int64)
     return RawData(splits={"all": (big, labels)}, class_names=[str(i) for i in range(10)])
 

@@ -18,3 +18,7 @@ def get(name):
 
 __all__ = ["GenerativeModel", "GAN", "DCGAN", "MODELS", "get"]
 __all__ += ["WGANGP", "SNGAN", "ConditionalGAN", "VAE", "BetaVAE", "ConditionalVAE"]
+
+from keras_aigc.models.preset import load_preset as from_preset  # noqa: E402
+
+__all__ += ["from_preset"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 from keras_aigc.export.export_utils import IMAGE, LABEL, LATENT, Signature, TensorInfo
+from keras_aigc.models.preset import PresetMixin
 from keras_aigc_runtime import postprocess as bundle_format
 
 # What `keras-aigc evaluate` measures: "samples" (FID, KID, precision/recall of generated
@@ -42,7 +43,7 @@ def _jsonable(value):
     return value
 
 
-class GenerativeModel(MultiWorkerFitMixin, keras.Model):
+class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
     """Base class of keras_aigc generative models: one contract for every family.
 
     A family subclasses this, sets the attributes below in its constructor, and

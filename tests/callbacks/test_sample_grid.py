@@ -34,10 +34,23 @@ def test_sample_grid_writes_fixed_latent_pngs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
         "epoch_0002.png", "epoch_0004.png"]
     img = np.asarray(Image.open(tmp_path / "s" / "epoch_0004.png"))
-    # 3x3 grid of 8x8 images, 2 px padding, upscaled 2x.
-    assert img.shape == (2 * (3 * 10 + 2), 2 * (3 * 10 + 2))
+    # 3x3 grid of 8x8 images, 2 px padding, upscaled 8x (nearest): the default scale
+    # gives cells of at least 64 pixels.
+    assert img.shape == (8 * (3 * 10 + 2), 8 * (3 * 10 + 2))
     expected = make_grid(to_uint8(gan.generate(9, seed=3)), rows=3)
-    np.testing.assert_array_equal(img[::2, ::2], expected[..., 0])
+    np.testing.assert_array_equal(img[::8, ::8], expected[..., 0])
+    np.testing.assert_array_equal(img[7::8, 7::8], expected[..., 0])
+
+
+def test_sample_grid_explicit_scale_and_bad_scale(tmp_path):
+    gan = ka.models.DCGAN(image_shape=(8, 8, 1), latent_dim=4, g_filters=(4, 4), d_filters=(4,),
+                          kernel_size=3)
+    grid = ka.callbacks.SampleGrid(str(tmp_path / "s"), num_images=4, scale=2)
+    grid.set_model(gan)
+    img = np.asarray(Image.open(grid.write("x")))
+    assert img.shape == (2 * (2 * 10 + 2), 2 * (2 * 10 + 2))
+    with pytest.raises(ValueError, match="scale must be a positive integer or None, got 0"):
+        ka.callbacks.SampleGrid(str(tmp_path / "s"), scale=0)
 
 
 def test_sample_grid_only_chief_writes(tmp_path, monkeypatch):

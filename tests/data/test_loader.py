@@ -216,3 +216,16 @@ def test_tfds_unknown_dataset():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.load("digits", **kwargs)
+
+
+def test_digits_at_native_resolution():
+    from sklearn.datasets import load_digits
+
+    from keras_aigc.data import sources
+
+    raw = sources.read_source("digits", image_size=(8, 8)).splits["all"][0]
+    expected = (load_digits().images * (255.0 / 16.0)).round().clip(0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(raw[..., 0], expected)
+    x, _, info = data.load_arrays("digits", "train", image_size=(8, 8))
+    assert x.shape[1:] == (8, 8, 1) and tuple(info.image_shape) == (8, 8, 1)
+    assert data.load_arrays("digits", "train")[0].shape[1:] == (32, 32, 1)

@@ -145,12 +145,3 @@ class DCGAN(GAN):
         self.kernel_size = int(kernel_size)
         self.dropout = float(dropout)
         self.sync_batchnorm = bool(sync_batchnorm)
-
-    @classmethod
-    def from_preset(cls, preset, **kwargs):
-        """Builds a DCGAN from a named preset (`DCGAN.presets`), overriding any argument."""
-        if preset not in cls.presets:
-            raise ValueError(
-                f"Unrecognized preset={preset!r}. Supported presets are: {list(cls.presets)}."
-            )
-        return cls(**{**cls.presets[preset], **kwargs})
