@@ -6,6 +6,7 @@ import sys
 
 # Each module exposes add_parser(subparsers), which sets `func` on its parser.
 COMMANDS = ["train", "sample", "export", "train-features", "evaluate"]
+COMMANDS += ["credentials", "verify-image"]
 
 
 def build_parser():
