@@ -85,3 +85,20 @@ def test_sample_unsigned_png_pixels_unchanged(run_dir, tmp_path):
     assert read_text_chunks(png.read_bytes())["seed"] == "0"
     # The same grid as without provenance: 2x2 images of 8 px, 2 px padding, upscaled 2x.
     assert np.asarray(Image.open(png)).shape == (2 * (2 * 8 + 3 * 2),) * 2
+
+
+def test_detect_watermark_cli(tmp_path, capsys):
+    from PIL import Image
+
+    from keras_aigc_runtime.provenance import watermark
+
+    digit = (np.arange(28 * 28).reshape(28, 28) % 251).astype(np.uint8)
+    Image.fromarray(watermark.watermark_upscaled(digit, 0xBEEF)).save(tmp_path / "m.png")
+    Image.fromarray(np.repeat(np.repeat(digit, 5, 0), 5, 1)).save(tmp_path / "plain.png")
+    assert main(["detect-watermark", str(tmp_path / "m.png"), "--payload", "0xbeef"]) == 0
+    assert "payload 48879 (0x0000beef)" in capsys.readouterr().out
+    assert main(["detect-watermark", str(tmp_path / "m.png"), "--payload", "1"]) == 1
+    assert main(["detect-watermark", str(tmp_path / "plain.png"),
+                 str(tmp_path / "missing.png")]) == 1
+    out = capsys.readouterr().out
+    assert "no watermark found" in out and "missing.png: error" in out
