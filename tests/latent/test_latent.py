@@ -72,33 +72,35 @@ def test_traverse_gan_varies_only_one_dimension():
         latent.traverse(gan, 4, [0.0])
 
 
-def _three_factor_data(n, seed=0, noise=0.1):
-    """64-pixel images: a smooth function of 3 independent factors plus pixel noise of the
-    likelihood's scale (noise-free data would reward encoding decoder error in spare units)."""
-    rng = np.random.default_rng(seed)
-    w = np.random.default_rng(123).normal(0, 1.5, (3, 64))
-    f = rng.standard_normal((n, 3))
-    x = 1 / (1 + np.exp(-(f @ w))) + noise * rng.standard_normal((n, 64))
-    return x.reshape(n, 8, 8, 1).astype(np.float32)
+class _KnownPosterior:
+    """An encoder with known posterior means/scales: dims 0-2 follow x, dims 3-5 do not."""
+
+    prior = "normal"
+    latent_dim = 6
+
+    def encode(self, x):
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        loc = np.zeros((len(x), 6))
+        loc[:, :3] = x[:, :3]            # variance of the data: 1, 0.25, 0.04
+        loc[:, 3] = 0.05 * x[:, 0]       # variance 0.0025: below the 0.01 threshold
+        scale = np.ones((len(x), 6))
+        scale[:, :3] = 0.1
+        return loc.astype(np.float32), scale.astype(np.float32)
 
 
-@pytest.mark.slow
-def test_active_units_find_the_three_factors():
-    keras.utils.set_random_seed(0)
-    x = _three_factor_data(3000)
-    vae = ka.models.VAE(image_shape=(8, 8, 1), latent_dim=8, hidden_units=(64, 32),
-                        likelihood="gaussian", gaussian_scale=0.1, seed=0)
-    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
-    vae.fit(x, batch_size=100, epochs=30, verbose=0)
-    held_out = _three_factor_data(1000, seed=1)
-    stats = latent.active_units(vae, held_out)
-    kl = latent.kl_per_dimension(vae, held_out)
-    print("active units", stats["count"], np.round(stats["variance"], 3).tolist(),
-          "KL", np.round(kl, 3).tolist())
-    assert stats["count"] == 3, stats
-    # The inactive units carry (almost) no information: KL near 0; the active ones do.
-    active = np.array(stats["active"])
-    assert np.min(np.array(kl)[active]) > 10 * np.max(np.array(kl)[~active])
+def test_active_units_and_kl_known_values():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20000, 3)) * np.array([1.0, 0.5, 0.2])
+    stats = latent.active_units(_KnownPosterior(), x)
+    np.testing.assert_allclose(stats["variance"][:4], [1.0, 0.25, 0.04, 0.0025], rtol=0.05)
+    assert stats["count"] == 3 and stats["active"] == [True] * 3 + [False] * 3
+    kl = latent.kl_per_dimension(_KnownPosterior(), x)
+    # 0.5 (E[mu^2] + sigma^2 - 1) - log sigma per dimension.
+    expected = [0.5 * (v + 0.01 - 1) - np.log(0.1) for v in (1.0, 0.25, 0.04)]
+    expected += [0.5 * 0.0025, 0.0, 0.0]
+    np.testing.assert_allclose(kl, expected, rtol=0.05, atol=1e-4)
+    with pytest.raises(ValueError, match="has no encode"):
+        latent.active_units(object(), x)
 
 
 def test_explore_cli_writes_grids_and_json(tmp_path):
