@@ -30,8 +30,8 @@ Three changes make it survive crops and tell marked from unmarked images:
   measured rate is in benchmarks/RESULTS.md.
 
 Sizes: every bit needs several blocks for its vote to survive edits. An image needs at least
-`MIN_SIDE` = 128 pixels on each side (256 blocks: 4 votes per bit); 256 or more is recommended. Smaller
-outputs, such as 28x28 MNIST digits, are too small to carry 64 bits: watermark the
+`MIN_SIDE` = 128 pixels on each side (256 blocks: 4 votes per bit); 256 or more is
+recommended. Smaller outputs, such as 28x28 MNIST digits, are too small to carry 64 bits: watermark the
 upscaled image instead (`watermark_upscaled`), and say so wherever the images are shown.
 
 Grey images are marked in their single channel; colour (RGB) images in luma (Y of YCbCr),
