@@ -16,6 +16,7 @@ from keras_aigc import (  # noqa: E402
     data,
     distribute,
     export,
+    latent,
     layers,
     losses,
     metrics,
@@ -23,5 +24,5 @@ from keras_aigc import (  # noqa: E402
     utils,
 )
 
-__all__ = ["callbacks", "data", "distribute", "export", "layers", "losses", "metrics", "models",
+__all__ = ["callbacks", "data", "distribute", "export", "latent", "layers", "losses", "metrics", "models",
            "utils", "__version__"]

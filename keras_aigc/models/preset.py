@@ -488,5 +488,14 @@ class PresetMixin:
             **kwargs: constructor arguments that override the preset's.
         """
         if isinstance(preset, str) and preset in (cls.presets or {}):
-            return cls(**{**cls.presets[preset], **kwargs})
+            return cls.from_architecture_preset(preset, **kwargs)
         return load_preset(preset, cls=cls, **kwargs)
+
+    @classmethod
+    def from_architecture_preset(cls, preset, **kwargs):
+        """Builds architecture preset `preset` (a key of `cls.presets`) with fresh weights.
+
+        The default passes the preset's constructor arguments to `cls`; a family whose
+        presets name networks rather than arguments overrides this.
+        """
+        return cls(**{**cls.presets[preset], **kwargs})

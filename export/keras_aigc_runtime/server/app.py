@@ -15,6 +15,8 @@ from starlette.routing import Route
 from keras_aigc_runtime import __version__
 from keras_aigc_runtime.generator import InputError
 from keras_aigc_runtime.png import encode_png, image_grid
+from keras_aigc_runtime.provenance import stamp_png
+from keras_aigc_runtime.provenance.credentials import as_credentials
 from keras_aigc_runtime.server.batcher import DynamicBatcher, ShuttingDown
 from keras_aigc_runtime.server.metrics import Metrics
 from keras_aigc_runtime.server.protocol import (
@@ -69,13 +71,17 @@ def _tensor_meta(t):
     return {"name": t["name"], "datatype": datatype_of(t["dtype"]), "shape": list(t["shape"])}
 
 
-def create_app(generator, config=None):
+def create_app(generator, config=None, sign=None):
     """Returns the ASGI app serving `generator` (a `keras_aigc_runtime.Generator`).
+
+    `sign` (a credentials directory) signs every PNG of the `generate.png` route with C2PA
+    Content Credentials; without it those PNGs carry unsigned text chunks.
 
     Models are named `<bundle name>_<signature>` (as in the bundle's Triton
     repository), and `<bundle name>` is the image-producing signature.
     """
     config = config or ServerConfig()
+    credentials = as_credentials(sign)  # loaded now: a bad directory fails at start-up
     metrics = Metrics()
     models = {f"{generator.name}_{s}": s for s in generator.signatures}
     models[generator.name] = generator.primary
@@ -268,7 +274,11 @@ def create_app(generator, config=None):
             image_name = next((t["name"] for t in spec["outputs"] if t.get("role") == "image"),
                               spec["outputs"][0]["name"])
             grid = image_grid(generator.to_uint8(out[image_name]), ncols)
-            return Response(encode_png(grid), media_type="image/png")
+            used = next((raw[t["name"]] for t in spec["inputs"] if t.get("role") == "label"),
+                        None)
+            claims = generator.provenance_claims(seed, None if used is None else used.tolist())
+            return Response(stamp_png(encode_png(grid), claims, sign=credentials),
+                            media_type="image/png")
 
         return await timed(request, name, handle)
 

@@ -33,6 +33,9 @@ def build_parser():
                    help="ONNX Runtime intra-op / LiteRT threads")
     p.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds to finish in-flight requests after SIGTERM")
+    p.add_argument("--sign", default=None, metavar="DIR",
+                   help="sign every PNG with C2PA Content Credentials using the key and "
+                        "certificate chain in DIR (see `keras-aigc credentials init`)")
     p.add_argument("--log-level", default="info")
     return p
 
@@ -56,7 +59,11 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"keras-aigc-serve: {e}", file=sys.stderr)
         return 2
-    app = create_app(generator, config)
+    try:
+        app = create_app(generator, config, sign=args.sign)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"keras-aigc-serve: --sign: {e}", file=sys.stderr)
+        return 2
     # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight requests (up to
     # --graceful-timeout), then run the app's lifespan shutdown (drains the batchers).
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),

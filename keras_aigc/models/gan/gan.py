@@ -1,5 +1,7 @@
 """The GAN base class: two sub-models, two optimizers, one `train_step`."""
 
+import copy
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -9,6 +11,7 @@ from keras_aigc.distribute import global_mean, replica_normal
 from keras_aigc.layers.diff_augment import DiffAugment
 from keras_aigc.losses import penalties
 from keras_aigc.models.base import GenerativeModel, new_seed
+from keras_aigc.models.gan import mlp
 
 UPDATES = ("alternating", "simultaneous")
 
@@ -123,6 +126,44 @@ class GAN(GenerativeModel):
         self.d_optimizer = None
         if generator.built and discriminator.built:
             self.built = True
+
+    # ------------------------------------------------------------------ presets
+    # `GAN.from_preset("mlp_mnist")`: the fully connected case study (see models/gan/mlp.py).
+    presets = mlp.MLP_PRESETS
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A preset names an architecture of one class: a subclass declares its own or none.
+        if "presets" not in cls.__dict__:
+            cls.presets = {}
+
+    @classmethod
+    def from_architecture_preset(cls, preset, **kwargs):
+        """Builds a fully connected GAN from a named preset (`GAN.presets`).
+
+        `GAN.from_preset("mlp_mnist")` lands here (see `PresetMixin.from_preset`).
+
+        Args:
+            preset: str. `"mlp_mnist"`: G 100-256-512-784 (ReLU, tanh), D 784-256-128-1.
+            **kwargs: `image_shape`, `latent_dim`, `g_units`, `d_units` override the
+                architecture; the rest (`loss`, `seed`, ...) go to `GAN`.
+
+        Example:
+
+        ```python
+        gan = keras_aigc.models.GAN.from_preset("mlp_mnist", seed=0)
+        gan.compile()  # Adam(2e-4, beta_1=0.5) for both networks
+        ```
+        """
+        arch = dict(cls.presets[preset])
+        for key in list(arch):
+            if key in kwargs:
+                arch[key] = kwargs.pop(key)
+        generator = mlp.build_mlp_generator(arch["image_shape"], arch["latent_dim"],
+                                            arch["g_units"])
+        discriminator = mlp.build_mlp_discriminator(arch["image_shape"], arch["d_units"])
+        return cls(generator=generator, discriminator=discriminator,
+                   latent_dim=int(arch["latent_dim"]), **kwargs)
 
     # ----------------------------------------------------------------- building
     def build(self, input_shape=None):
@@ -451,7 +492,8 @@ class GAN(GenerativeModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # deserialize() pops keys out of nested configs: work on a copy, not the caller's.
+        config = copy.deepcopy(config)
         if not cls.architecture_args:
             config["generator"] = keras.layers.deserialize(config["generator"])
             config["discriminator"] = keras.layers.deserialize(config["discriminator"])
