@@ -3,6 +3,8 @@
 Exporter interface (see `registry`): `write`, `runner`, `describe`.
 """
 
+import numpy as np
+
 from keras_aigc.export.registry import Artifact, Part
 
 LABEL = "ONNX"  # how messages name this format
