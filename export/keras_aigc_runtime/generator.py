@@ -307,7 +307,7 @@ def _select(manifest, backend, variant):
 
 
 def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=None,
-         providers=None, inter_op_num_threads=None):
+         providers=None, inter_op_num_threads=None, public_key=None):
     """Loads an export bundle for TensorFlow-free inference.
 
     Args:
@@ -323,6 +323,10 @@ def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=No
         providers: list or `None`. ONNX Runtime providers; defaults to CUDA (with
             `cudnn_conv_algo_search=HEURISTIC`) when available, else CPU.
         inter_op_num_threads: int or `None`. ONNX Runtime inter-op threads.
+        public_key: `None`, or an Ed25519 public key (PEM file path, PEM bytes or a
+            `cryptography` key) to require a valid `manifest.json.sig` (written by
+            `keras-aigc export --sign-key`); a missing or wrong signature raises
+            `ValueError` before anything is loaded.
 
     Returns:
         A `Generator`.
@@ -343,6 +347,10 @@ def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=No
     bundle_dir = os.fspath(bundle_dir)
     if not os.path.isdir(bundle_dir):
         raise FileNotFoundError(f"bundle_dir={bundle_dir!r} is not a directory.")
+    if public_key is not None:
+        from keras_aigc_runtime.signing import verify_manifest_signature
+
+        verify_manifest_signature(bundle_dir, public_key)
     manifest = load_manifest(bundle_dir, check_files=verify == "all")
     plan = _select(manifest, backend, variant)
     runners, files, cache = {}, [], {}
