@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 
@@ -108,7 +109,8 @@ class DynamicBatcher:
                             f"(the limit is {self.max_queue}); retry later.")
         n = len(next(iter(inputs.values())))
         fut = asyncio.get_running_loop().create_future()
-        self._items.append(_Item(inputs, n, fut))
+        item = _Item(inputs, n, fut)
+        self._items.append(item)
         self._event.set()
         if timeout is None:
             return await fut
@@ -119,6 +121,8 @@ class DynamicBatcher:
         except asyncio.TimeoutError:
             if not fut.done():
                 fut.cancel()
+            with contextlib.suppress(ValueError):
+                self._items.remove(item)  # still queued: free its place
             raise DeadlineExceeded(f"The request did not finish within its deadline of "
                                    f"{timeout:.3g} s; the server is overloaded, retry later."
                                    ) from None
