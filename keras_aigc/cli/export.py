@@ -24,6 +24,10 @@ def add_parser(subparsers):
                    help="Bundle directory (default: RUN_DIR/export, or next to the .keras file).")
     p.add_argument("--name", default=None, help="Bundle name (default: the model's name).")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing bundle.")
+    p.add_argument("--sign-key", default=None, metavar="KEY",
+                   help="Ed25519 private key (PEM or OpenSSH file) to write a detached "
+                        "signature manifest.json.sig (keras-aigc-serve --require-signature); "
+                        "an encrypted key reads its password from KERAS_AIGC_SIGN_KEY_PASSWORD.")
     p.set_defaults(func=main)
     return p
 
@@ -68,6 +72,10 @@ def main(args, stream=None):
     path = resolve_model_path(args.source)
     output = args.output or default_output(args.source)
     _check_out_dir(output, args.overwrite)
+    if args.sign_key is not None:  # a bad key fails before the slow export
+        from keras_aigc_runtime.signing import load_private_key
+
+        load_private_key(args.sign_key)
     import keras_aigc.models  # noqa: F401  (registers the model classes for loading)
 
     # safe_mode refuses to deserialize lambdas / arbitrary code from the file.
@@ -75,6 +83,10 @@ def main(args, stream=None):
     manifest = export_bundle(model, output, formats=tuple(args.formats),
                              quantize=tuple(args.quantize), batch_sizes=args.batch_sizes,
                              overwrite=args.overwrite, name=args.name)
+    if args.sign_key is not None:
+        from keras_aigc_runtime.signing import sign_bundle
+
+        print(f"Signature: {sign_bundle(output, args.sign_key)}", file=stream)
     print(f"Bundle: {output}", file=stream)
     for f in manifest["files"]:
         worst = max((p["max_abs_error"] for p in f["parity"]), default=0.0)

@@ -137,6 +137,10 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
                          f"has no 'tflite'.")
     batch_sizes = _check_batch_sizes(batch_sizes)
     out_dir = os.fspath(out_dir)
+    if os.path.islink(out_dir):
+        # Replace the bundle the link points to and keep the link: renaming the link
+        # itself away would leave it behind as a `.old-*` entry (issue 11).
+        out_dir = os.path.realpath(out_dir)
     _check_out_dir(out_dir, overwrite)
     spec = export_spec(model)
     name = name or re.sub(r"[^A-Za-z0-9_.-]", "_", model.name)
