@@ -52,7 +52,7 @@ def test_pixel_limit_is_configurable(tmp_path):
     with pytest.warns(UserWarning, match=r"big.png"):
         raw = read_source(f"dir:{tmp_path}", max_image_pixels=36)
     assert raw.splits["all"][0].shape == (3, 6, 6, 1)
-    assert "big.png: too large (6x7 pixels, over max_image_pixels=36)" in raw.skipped[0]
+    assert "big.png: too large (7x6 pixels, over max_image_pixels=36)" in raw.skipped[0]
     with pytest.raises(ValueError, match=r"max_image_pixels must be >= 1"):
         read_source(f"dir:{tmp_path}", max_image_pixels=0)
 
