@@ -73,7 +73,11 @@ def main(args, stream=None):
     output = args.output or default_output(args.source)
     _check_out_dir(output, args.overwrite)
     if args.sign_key is not None:  # a bad key fails before the slow export
-        from keras_aigc_runtime.signing import load_private_key
+        try:
+            from keras_aigc_runtime.signing import load_private_key
+        except ImportError as e:
+            raise ImportError("--sign-key needs keras-aigc-runtime and cryptography: pip "
+                              "install -e ./export 'keras-aigc[sign]'") from e
 
         load_private_key(args.sign_key)
     import keras_aigc.models  # noqa: F401  (registers the model classes for loading)
