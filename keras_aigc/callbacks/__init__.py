@@ -6,4 +6,4 @@ from keras_aigc.callbacks.frechet_distance_callback import FrechetDistanceCallba
 from keras_aigc.callbacks.kl_warmup import KLWarmup
 from keras_aigc.callbacks.sample_grid import SampleGrid
 
-__all__ = ["BackupAndRestore", "FrechetDistanceCallback", "KLWarmup", "SampleGrid"]
+__all__ = ["BackupAndRestore", "CorruptBackupError", "FrechetDistanceCallback", "KLWarmup", "SampleGrid"]

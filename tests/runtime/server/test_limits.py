@@ -5,7 +5,6 @@ Timeouts are compared with the server's own settings, never with a fixed wall cl
 """
 
 import json
-import urllib.error
 import socket
 import ssl
 import threading
