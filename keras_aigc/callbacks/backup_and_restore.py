@@ -195,6 +195,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         for name in ("backup.json", PREVIOUS):
             path = os.path.join(self.backup_dir, name)
             if not os.path.exists(path):
+                if name == "backup.json" and os.path.exists(
+                        os.path.join(self.backup_dir, PREVIOUS)):
+                    problems.append(f"{path}: missing")
                 continue
             try:
                 meta = self._parse_metadata(path)
