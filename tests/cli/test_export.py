@@ -96,10 +96,11 @@ def test_signed_export_through_a_symlinked_output_leaves_nothing_behind(run_dir,
     parent.mkdir()
     real = parent / "real_bundle"
     link = parent / "bundle"
+    assert main(["export", path, "--formats", "onnx", "--output", str(real)]) == 0
     os.symlink(real, link)
-    for extra in ([], ["--overwrite"]):  # first into the dangling link, then over it
+    for _ in range(2):  # overwrite through the link, twice
         assert main(["export", path, "--formats", "onnx", "--output", str(link),
-                     "--sign-key", priv] + extra) == 0, capsys.readouterr().err
+                     "--sign-key", priv, "--overwrite"]) == 0, capsys.readouterr().err
         # 161f78a left a `.bundle.old-*` symlink here and replaced the link by a directory.
         assert sorted(os.listdir(parent)) == ["bundle", "real_bundle"]
         assert os.path.islink(link) and os.path.isfile(real / "manifest.json.sig")

@@ -143,8 +143,8 @@ def parse_infer_request(body, header_length=None, max_elements=None):
             raise ProtocolError(f"Input {name!r} is given twice.")
         where = f"Input {name!r}"
         datatype = t.get("datatype")
-        if datatype not in DATATYPES:
-            raise ProtocolError(f"{where}: unsupported datatype {datatype!r}; supported: "
+        if not isinstance(datatype, str) or datatype not in DATATYPES:  # a list: unhashable
+            raise ProtocolError(f"{where}: unsupported datatype {str(datatype)[:100]}; supported: "
                                 f"{sorted(DATATYPES)}.")
         shape, count = _shape(t.get("shape"), where, max_elements)
         dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")

@@ -71,6 +71,9 @@ HOSTILE = [
     ("a 5000-digit int", "POST", URL, b"",
      b'{"inputs": [{"name": "z", "datatype": "FP32", "shape": [1, 8], "data": [' + b"9" * 5000
      + b"]}]}", {}, 400, r"Malformed JSON|not a \(nested\) list"),
+    ("datatype is a list (found by the fuzz test)", "POST", URL, b"",
+     json.dumps({"inputs": [{"name": "z", "datatype": ["FP32"], "shape": [1, 8],
+                             "data": [0] * 8}]}).encode(), {}, 400, r"unsupported datatype"),
     ("invalid UTF-8", "POST", URL, b"", b'{"inputs": "\xff\xfe"}', {}, 400, r"Malformed JSON"),
     ("empty lists flood", "POST", URL, b"", b'{"inputs": [' + b"[]," * 100000 + b"[]]}", {},
      413, r"holds about \d+ values, over the limit"),
