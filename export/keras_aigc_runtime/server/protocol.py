@@ -144,7 +144,7 @@ def parse_infer_request(body, header_length=None, max_elements=None):
         where = f"Input {name!r}"
         datatype = t.get("datatype")
         if not isinstance(datatype, str) or datatype not in DATATYPES:  # a list: unhashable
-            raise ProtocolError(f"{where}: unsupported datatype {str(datatype)[:100]}; supported: "
+            raise ProtocolError(f"{where}: unsupported datatype {repr(datatype)[:100]}; supported: "
                                 f"{sorted(DATATYPES)}.")
         shape, count = _shape(t.get("shape"), where, max_elements)
         dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
