@@ -55,7 +55,7 @@ class AsgiClient:
         `chunks` sends the body in pieces; `disconnect_after=k` sends `k` pieces and
         then `http.disconnect` (a client that went away mid-body).
         """
-        hdrs = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+        hdrs = [(k.lower().encode("latin-1"), v.encode("utf-8"))  # raw bytes on the wire
                 for k, v in (headers or {}).items()]
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                  "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
