@@ -1,5 +1,10 @@
 """Bounded load on keras-aigc-serve over 127.0.0.1: dynamic batching on vs off.
 
+`--suite defences` (issue 11) instead measures what the server's defences cost at
+concurrency 1 and 32: an undefended reference (limits lifted, no auth) against the
+defaults without and with bearer-token auth, and with 300 idle connections held open;
+and adaptive batching (the default) against batching off and a 5 ms delay window.
+
 Batch-1 generate requests (binary tensors, keep-alive connections, one thread per client)
 at concurrency 1, 8 and 32, against the same server binary with `--no-batching` (reference)
 and with dynamic batching; then the p99 cost of `--max-delay-ms`. Every configuration
@@ -53,9 +58,10 @@ def free_port():
 
 
 class Server:
-    def __init__(self, bundle, *args):
+    def __init__(self, bundle, *args, env_extra=None):
         self.port = free_port()
         env = dict(os.environ)
+        env.update(env_extra or {})
         env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "export"), ROOT])
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "keras_aigc_runtime.server.main", bundle, "--port",
@@ -74,9 +80,9 @@ class Server:
                 raise SystemExit("server did not start")
             time.sleep(0.2)
 
-    def metrics(self):
+    def metrics(self, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        c.request("GET", "/metrics")
+        c.request("GET", "/metrics", headers=headers or {})
         text = c.getresponse().read().decode()
         vals = {}
         for key in ("count", "sum"):
@@ -103,7 +109,7 @@ def _body(z):
                                   "Content-Type": "application/octet-stream"}
 
 
-def load(port, concurrency, n_requests, time_cap, latent_dim):
+def load(port, concurrency, n_requests, time_cap, latent_dim, extra_headers=None):
     """`n_requests` batch-1 requests from `concurrency` clients, stopped at `time_cap` s."""
     lock = threading.Lock()
     state = {"next": 0, "errors": 0}
@@ -121,6 +127,8 @@ def load(port, concurrency, n_requests, time_cap, latent_dim):
                     break
                 state["next"] += 1
             body, headers = bodies[i % len(bodies)]
+            if extra_headers:
+                headers = {**headers, **extra_headers}
             t0 = time.perf_counter()
             conn.request("POST", "/v2/models/dcgan/infer", body, headers)
             resp = conn.getresponse()
@@ -170,15 +178,20 @@ def compute_ceiling(bundle, num_threads, seconds=3.0):
     return out
 
 
-def run_config(bundle, label, args, concurrencies, n_requests, time_cap):
-    server = Server(bundle, *args)
-    rows = []
+def run_config(bundle, label, args, concurrencies, n_requests, time_cap, token=None,
+               idle=0):
+    server = Server(bundle, *args, env_extra={"KERAS_AIGC_SERVE_TOKENS": token} if token
+                    else None)
+    auth = {"Authorization": f"Bearer {token}"} if token else None
+    rows, held = [], []
     try:
-        load(server.port, 4, 40, 30, 100)  # warm-up: sessions, allocator, connections
+        load(server.port, 4, 40, 30, 100, auth)  # warm-up: sessions, allocator, connections
+        for _ in range(idle):  # idle connections: connected, nothing sent
+            held.append(socket.create_connection(("127.0.0.1", server.port)))
         for c in concurrencies:
-            before = server.metrics()
-            row = load(server.port, c, n_requests, time_cap, 100)
-            after = server.metrics()
+            before = server.metrics(auth)
+            row = load(server.port, c, n_requests, time_cap, 100, auth)
+            after = server.metrics(auth)
             runs = after["count"] - before["count"]
             row["mean_rows_per_run"] = round((after["sum"] - before["sum"]) / runs, 2) \
                 if runs else None
@@ -189,6 +202,8 @@ def run_config(bundle, label, args, concurrencies, n_requests, time_cap):
                   f"rows/run {row['mean_rows_per_run']}  n={row['requests']} "
                   f"err={row['errors']}", flush=True)
     finally:
+        for sock in held:
+            sock.close()
         server.close()
     return rows
 
@@ -207,7 +222,11 @@ def main():
     p.add_argument("--time-cap", type=float, default=30.0, help="seconds per configuration")
     p.add_argument("--out", default=None,
                    help="JSON results (default: runs/benchmarks/serving_load_<model>.json)")
+    p.add_argument("--suite", default="batching", choices=["batching", "defences"],
+                   help="batching on/off (default) or the cost of the issue-11 defences")
     args = p.parse_args()
+    if args.suite == "defences":
+        return defences(args)
     tmp = tempfile.mkdtemp(prefix="serving_load-")
     bundle = args.bundle or export(os.path.join(tmp, "bundle"), args.model)
     threads = ["--num-threads", str(args.num_threads), "--instances", str(args.instances)]
@@ -246,6 +265,56 @@ def main():
                    "rows": off + on + delay, "cpus": os.cpu_count(),
                    "load_average": os.getloadavg()}, f, indent=2)
     print("wrote", args.out)
+
+
+def defences(args):
+    """Defence cost: req/s and p99 against an undefended reference, same binary."""
+    tmp = tempfile.mkdtemp(prefix="serving_load-")
+    bundle = args.bundle or export(os.path.join(tmp, "bundle"), args.model)
+    base = ["--num-threads", str(args.num_threads), "--instances", str(args.instances)]
+    # Limits lifted: what 161f78a effectively ran with (no caps, no timeouts, no auth).
+    lifted = ["--max-connections", "100000", "--header-timeout", "3600", "--max-queue",
+              "100000", "--request-timeout", "3600", "--parse-workers", "0"]
+    token = "benchmark-token-" + "x" * 24
+    conc = (1, 32)
+    print(f"model {args.model}; {args.requests} requests or {args.time_cap} s per row; "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()}")
+    rows = {}
+    rows["reference (limits lifted)"] = run_config(
+        bundle, "reference", base + lifted, conc, args.requests, args.time_cap)
+    rows["defaults, no auth"] = run_config(bundle, "defaults", base, conc, args.requests,
+                                           args.time_cap)
+    rows["defaults + auth"] = run_config(bundle, "defaults+auth", base, conc, args.requests,
+                                         args.time_cap, token=token)
+    # The header timeout would close idle connections after 10 s: hold them for the run.
+    rows["defaults + auth + 300 idle"] = run_config(
+        bundle, "auth+300 idle", base + ["--header-timeout", "600"], conc, args.requests,
+        args.time_cap, token=token, idle=300)
+    rows["batching off"] = run_config(bundle, "batching off", base + ["--no-batching"], conc,
+                                      args.requests, args.time_cap)
+    rows["delay window 5 ms"] = run_config(bundle, "delay 5 ms", base + ["--max-delay-ms", "5"],
+                                           conc, args.requests, args.time_cap)
+    ref = {r["concurrency"]: r for r in rows["reference (limits lifted)"]}
+    adaptive = {r["concurrency"]: r for r in rows["defaults, no auth"]}
+    print("\ndefence cost (ratio to the reference; goal at c=32: req/s >= 0.95):")
+    for name in ("defaults, no auth", "defaults + auth", "defaults + auth + 300 idle"):
+        for r in rows[name]:
+            b = ref[r["concurrency"]]
+            print(f"  {name:<28} c={r['concurrency']:<3} req/s x{r['req_per_s'] / b['req_per_s']:.3f}"
+                  f"  p99 x{r['p99_ms'] / b['p99_ms']:.3f}")
+    print("batching (ratio to adaptive, the default):")
+    for name in ("batching off", "delay window 5 ms"):
+        for r in rows[name]:
+            b = adaptive[r["concurrency"]]
+            print(f"  {name:<28} c={r['concurrency']:<3} req/s x{r['req_per_s'] / b['req_per_s']:.3f}"
+                  f"  p99 x{r['p99_ms'] / b['p99_ms']:.3f}")
+    out = args.out or os.path.join(ROOT, "runs", "benchmarks",
+                                   f"serving_defences_{args.model}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"model": args.model, "rows": rows, "cpus": os.cpu_count(),
+                   "load_average": os.getloadavg()}, f, indent=2)
+    print("wrote", out)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from keras_aigc_runtime import postprocess
-from keras_aigc_runtime.manifest import check_file, load_manifest
+from keras_aigc_runtime.manifest import MANIFEST, check_file, check_path, load_manifest
 
 logger = logging.getLogger("keras_aigc_runtime")
 
@@ -387,8 +387,36 @@ def _select(manifest, backend, variant):
     return plan
 
 
+def _check_file_signature(entry, file_sig, logical, runner):
+    """Compares what the manifest says of a model file with the file itself: tensor
+    names, dtypes, the batch dimension and every fixed dimension. Raises ValueError."""
+    where = f"{entry['path']!r} (signature {file_sig['name']!r})"
+    actual = runner.io_spec()
+    for kind in ("inputs", "outputs"):
+        declared = file_sig[kind]
+        if len(declared) != len(logical[kind]):
+            raise ValueError(f"{MANIFEST} lists {len(declared)} {kind} for {where} but "
+                             f"{len(logical[kind])} for the signature.")
+        names = sorted(t["name"] for t in declared)
+        if names != sorted(actual[kind]):
+            raise ValueError(f"{MANIFEST} says {where} has {kind} {names}; the file has "
+                             f"{sorted(actual[kind])}. The manifest does not describe this "
+                             f"file: re-export the bundle.")
+        for t, lt in zip(declared, logical[kind], strict=True):
+            dtype, shape = actual[kind][t["name"]]
+            if dtype != np.dtype(t["dtype"]).name:
+                raise ValueError(f"{MANIFEST} says {kind[:-1]} {t['name']!r} of {where} is "
+                                 f"{t['dtype']}; the file has {dtype}.")
+            want = [file_sig["batch_size"]] + list(lt["shape"][1:])
+            if len(shape) != len(want) or any(
+                    a is not None and a != w and not (w == -1 and a in (-1, 1))
+                    for a, w in zip(shape, want, strict=True)):
+                raise ValueError(f"{MANIFEST} says {kind[:-1]} {t['name']!r} of {where} has "
+                                 f"shape {want} (-1: any batch); the file has {shape}.")
+
+
 def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=None,
-         providers=None, inter_op_num_threads=None):
+         providers=None, inter_op_num_threads=None, public_key=None):
     """Loads an export bundle for TensorFlow-free inference.
 
     Args:
@@ -404,6 +432,10 @@ def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=No
         providers: list or `None`. ONNX Runtime providers; defaults to CUDA (with
             `cudnn_conv_algo_search=HEURISTIC`) when available, else CPU.
         inter_op_num_threads: int or `None`. ONNX Runtime inter-op threads.
+        public_key: `None`, or an Ed25519 public key (PEM file path, PEM bytes or a
+            `cryptography` key) to require a valid `manifest.json.sig` (written by
+            `keras-aigc export --sign-key`); a missing or wrong signature raises
+            `ValueError` before anything is loaded.
 
     Returns:
         A `Generator`.
@@ -424,13 +456,13 @@ def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=No
     bundle_dir = os.fspath(bundle_dir)
     if not os.path.isdir(bundle_dir):
         raise FileNotFoundError(f"bundle_dir={bundle_dir!r} is not a directory.")
-    manifest = load_manifest(bundle_dir, check_files=verify == "all")
+    manifest = load_manifest(bundle_dir, check_files=verify == "all", public_key=public_key)
     plan = _select(manifest, backend, variant)
     runners, files, cache = {}, [], {}
     for name, parts in plan.items():
         loaded = []
         for entry, file_sig in parts:
-            path = os.path.join(bundle_dir, *entry["path"].split("/"))
+            path = check_path(bundle_dir, entry["path"])
             if entry["path"] not in files:
                 check_file(bundle_dir, entry)
                 files.append(entry["path"])
@@ -446,6 +478,7 @@ def load(bundle_dir, backend="onnx", variant=None, verify="used", num_threads=No
                 from keras_aigc_runtime.litert_backend import LiteRTRunner
 
                 runner = LiteRTRunner(path, file_sig["key"], num_threads=num_threads)
+            _check_file_signature(entry, file_sig, manifest["signatures"][name], runner)
             loaded.append((file_sig["batch_size"], file_sig, runner))
         runners[name] = _SignatureRunner(name, manifest["signatures"][name], loaded)
     quant = plan and next(iter(plan.values()))[0][0]["quantization"]

@@ -42,6 +42,16 @@ class LiteRTRunner:
         # One interpreter holds one set of tensors: calls must not interleave.
         self._lock = threading.Lock()
 
+    def io_spec(self):
+        """`{"inputs"|"outputs": {name: (numpy dtype name, shape)}}` of the signature;
+        a dynamic dimension is `-1`."""
+        def shape(d):
+            sig = d.get("shape_signature")
+            return [int(v) for v in (sig if sig is not None and len(sig) else d["shape"])]
+
+        return {kind: {name: (np.dtype(d["dtype"]).name, shape(d)) for name, d in det.items()}
+                for kind, det in (("inputs", self.inputs), ("outputs", self.outputs))}
+
     def __call__(self, feed):
         args = {}
         for name, x in feed.items():

@@ -7,11 +7,14 @@ The runtime owns the format: `keras_aigc.export` (the writer) imports this modul
 
 import hashlib
 import json
+import math
 import os
+import posixpath
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.schema.json")
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 << 20  # a real manifest is a few KiB
 
 
 def load_schema():
@@ -59,17 +62,82 @@ def sha256_path(path):
     if os.path.isfile(path):
         return sha256_file(path)
     lines = []
-    for root, _, files in os.walk(path):
+    top = os.path.realpath(path)
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            _check_inside(top, os.path.join(root, name), path)
         for fname in files:
             full = os.path.join(root, fname)
+            _check_inside(top, full, path)
             lines.append((os.path.relpath(full, path).replace(os.sep, "/"), sha256_file(full)))
     text = "".join(f"{digest} {rel}\n" for rel, digest in sorted(lines))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _check_inside(top, full, shown):
+    real = os.path.realpath(full)
+    if real != top and not real.startswith(top.rstrip(os.sep) + os.sep):
+        raise ValueError(f"{full!r} (in {shown!r}) resolves to {real!r}, outside the bundle: "
+                         f"symlinks that leave the bundle directory are refused.")
+
+
+def check_path(bundle_dir, rel):
+    """The full path of a manifest `files[].path`, refusing anything outside the bundle.
+
+    A path must be relative, POSIX-style and normalised (no `..`, `.`, empty parts or
+    backslashes), and must not resolve, through symlinks, outside `bundle_dir`.
+
+    Raises:
+        ValueError: naming the path and the rule it breaks.
+    """
+    if (not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel
+            or "\x00" in rel or ":" in rel.split("/")[0]
+            or posixpath.normpath(rel) != rel or rel == "." or rel.split("/")[0] == ".."):
+        raise ValueError(f"{MANIFEST} lists the file path {str(rel)[:200]!r}; a bundle path "
+                         f"must be relative, normalised and inside the bundle (like "
+                         f"'model.onnx' or 'saved_model').")
+    full = os.path.join(bundle_dir, *rel.split("/"))
+    _check_inside(os.path.realpath(bundle_dir), full, rel)
+    return full
+
+
+def check_facts(manifest):
+    """Checks what the schema cannot: constants the runtime divides by, shapes it
+    relies on. Raises ValueError naming the field."""
+    out = manifest["output"]
+    for where, pair in (("output/value_range", out["value_range"]),
+                        ("output/to_uint8 low/high", (out["to_uint8"]["low"],
+                                                      out["to_uint8"]["high"]))):
+        low, high = (float(v) for v in pair)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"{MANIFEST} {where} is [{low}, {high}]; it needs finite "
+                             f"low < high.")
+    latent = manifest["latent"]
+    for name in ("loc", "scale"):
+        if name in latent and not math.isfinite(float(latent[name])):
+            raise ValueError(f"{MANIFEST} latent/{name}={latent[name]!r} must be finite.")
+    for sig_name, sig in manifest["signatures"].items():
+        for kind in ("inputs", "outputs"):
+            for t in sig[kind]:
+                shape = t["shape"]
+                if not shape or shape[0] != -1 or any(d < 1 for d in shape[1:]):
+                    raise ValueError(f"{MANIFEST} signatures/{sig_name}/{kind} {t['name']!r} "
+                                     f"has shape {shape}; the first (batch) dimension must be "
+                                     f"-1 and every other dimension fixed (>= 1).")
+                if t.get("role") == "latent" and list(shape[1:]) != [latent["dim"]]:
+                    raise ValueError(f"{MANIFEST} signatures/{sig_name} latent input "
+                                     f"{t['name']!r} has shape {shape}, but latent/dim is "
+                                     f"{latent['dim']}.")
+                if (kind == "outputs" and t.get("role") == "image"
+                        and list(shape[1:]) != list(out["image_shape"])):
+                    raise ValueError(f"{MANIFEST} signatures/{sig_name} image output has shape "
+                                     f"{shape}, but output/image_shape is "
+                                     f"{out['image_shape']}.")
+
+
 def check_file(bundle_dir, entry):
     """Raises if the file of a `files[]` entry is missing or its sha256 differs."""
-    full = os.path.join(bundle_dir, *entry["path"].split("/"))
+    full = check_path(bundle_dir, entry["path"])
     if not os.path.exists(full):
         raise FileNotFoundError(f"Bundle file {entry['path']!r} listed in {MANIFEST} is missing "
                                 f"from bundle_dir={bundle_dir!r}.")
@@ -80,28 +148,55 @@ def check_file(bundle_dir, entry):
     return full
 
 
-def load_manifest(bundle_dir, check_files=True):
+def read_manifest(bundle_dir):
+    """`(raw bytes, parsed JSON)` of `bundle_dir/manifest.json`, with clear errors for a
+    missing, oversized, escaping, non-UTF-8, malformed or too deeply nested file."""
+    path = os.path.join(bundle_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No {MANIFEST} in bundle_dir={bundle_dir!r}; expected a "
+                                f"directory written by keras_aigc.export.export_bundle.")
+    _check_inside(os.path.realpath(bundle_dir), path, MANIFEST)
+    with open(path, "rb") as f:
+        data = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path} is over {MAX_MANIFEST_BYTES} bytes; a keras-aigc manifest "
+                         f"is a few KiB. Re-export the bundle.")
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, depth
+        kind = "nested too deeply" if isinstance(e, RecursionError) else "not valid JSON"
+        raise ValueError(f"{path} is {kind}: {str(e)[:200]}. Re-export the bundle.") from None
+    return data, manifest
+
+
+def load_manifest(bundle_dir, check_files=True, public_key=None):
     """Reads and validates `bundle_dir/manifest.json`; checks every file's sha256.
 
     Args:
         bundle_dir: str. Export bundle directory.
         check_files: bool. Verify the sha256 of every `files[]` entry. Defaults to `True`.
+        public_key: `None` or an Ed25519 public key (PEM path, PEM bytes or key): the
+            manifest's detached signature `manifest.json.sig` must verify with it.
 
     Raises:
         FileNotFoundError: no manifest, or a listed file is missing.
-        ValueError: invalid JSON, schema mismatch, or a sha256 mismatch.
+        ValueError: invalid JSON, schema mismatch, a path outside the bundle, an
+            inconsistent fact, a sha256 mismatch, or a missing/wrong signature.
     """
     bundle_dir = os.fspath(bundle_dir)
-    path = os.path.join(bundle_dir, MANIFEST)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No {MANIFEST} in bundle_dir={bundle_dir!r}; expected a "
-                                f"directory written by keras_aigc.export.export_bundle.")
+    data, manifest = read_manifest(bundle_dir)
+    if public_key is not None:
+        from keras_aigc_runtime.signing import verify_signature
+
+        verify_signature(bundle_dir, data, public_key)
     try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    validate_manifest(manifest)
+        validate_manifest(manifest)
+    except RecursionError:
+        raise ValueError(f"{MANIFEST} in {bundle_dir!r} is nested too deeply for its schema."
+                         ) from None
+    for entry in manifest["files"]:
+        check_path(bundle_dir, entry["path"])
+    check_facts(manifest)
     if check_files:
         for entry in manifest["files"]:
             check_file(bundle_dir, entry)

@@ -76,6 +76,21 @@ class OnnxRunner:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
 
+    def io_spec(self):
+        """`{"inputs"|"outputs": {name: (numpy dtype name, shape)}}`; a symbolic
+        dimension is `None`."""
+        def dims(shape):
+            return [d if isinstance(d, int) and d >= 0 else None for d in shape]
+
+        def dtype(t):  # "tensor(float)" -> float32
+            name = t[len("tensor("):-1]
+            return {"float": "float32", "double": "float64", "float16": "float16"}.get(name,
+                                                                                     name)
+
+        return {kind: {t.name: (dtype(t.type), dims(t.shape)) for t in tensors}
+                for kind, tensors in (("inputs", self.session.get_inputs()),
+                                      ("outputs", self.session.get_outputs()))}
+
     def __call__(self, feed):
         res = self.session.run(self.output_names, {k: np.ascontiguousarray(v)
                                                    for k, v in feed.items()})

@@ -1,9 +1,11 @@
 """Chief-aware backup and restore that resumes at the saved step, not the epoch start."""
 
 import glob
+import hashlib
 import json
 import os
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -12,6 +14,48 @@ from keras_aigc.distribute.cluster import is_chief
 from keras_aigc.distribute.worker_dirs import chief_or_temp_dir, cleanup_temp_dir
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.(weights\.h5|state\.npz)$")
+PREVIOUS = "backup.prev.json"
+
+
+class CorruptBackupError(ValueError):
+    """No usable backup in `backup_dir`: every candidate is corrupt or incomplete.
+
+    The message names each file and what is wrong with it, and says how to start over.
+    """
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory):
+    """Makes renames in `directory` durable (a power cut after it keeps them)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Unusable(Exception):
+    """One backup candidate is corrupt or incomplete (the next one is tried)."""
 
 
 def _extra_variables(model):
@@ -41,8 +85,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
       (hence their `iterations`, which key the GAN's stateless latent stream); this adds
       the variables it leaves out, i.e. `keras.random.SeedGenerator` states (dropout) and
       EMA or other non-weight variables.
-    - Crash-safe writes: files go to `ckpt-<step>.*` and `backup.json` is replaced
-      atomically last, so a process killed mid-write leaves the previous backup usable.
+    - Crash-safe writes: files go to `ckpt-<step>.*`, are fsync'd with their directory,
+      and `backup.json` (with the files' sha256) is replaced atomically last; the
+      previous good backup stays, named by `backup.prev.json`, until the new one is
+      complete. On restore a corrupt, truncated or missing piece is detected (sha256,
+      parse) and the previous backup is used instead, with a warning; when no backup
+      is usable a `CorruptBackupError` names the files and how to start over. Training
+      never starts silently from scratch over a damaged backup.
 
     Args:
         backup_dir: str. Directory of the backup (on the chief).
@@ -92,12 +141,42 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def _strategy(self):
         return self.model.distribute_strategy
 
-    def read_metadata(self):
-        """The last backup's metadata dict, or `None` when there is no backup."""
-        if not os.path.exists(self._metadata_path):
+    def read_metadata(self, name="backup.json"):
+        """The metadata dict of a backup (`backup.json`, or `backup.prev.json` for the
+        previous one), or `None` when there is none.
+
+        Raises:
+            CorruptBackupError: the file is not a valid backup record.
+        """
+        path = os.path.join(self.backup_dir, name)
+        if not os.path.exists(path):
             return None
-        with open(self._metadata_path) as f:
-            return json.load(f)
+        try:
+            return self._parse_metadata(path)
+        except _Unusable as e:
+            raise CorruptBackupError(f"{path}: {e}. {self._start_over()}") from None
+
+    def _start_over(self):
+        return (f"Delete backup_dir={self.backup_dir!r} (rm -r) to start training over from "
+                f"scratch, or restore it from a copy")
+
+    @staticmethod
+    def _parse_metadata(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (OSError, ValueError, RecursionError) as e:
+            raise _Unusable(f"not a readable backup record ({type(e).__name__}: "
+                            f"{str(e)[:200]})") from None
+        fields = {"epoch": int, "batch": int, "step": int, "weights": str, "state": str}
+        if not isinstance(meta, dict) or any(
+                isinstance(meta.get(k), bool) or not isinstance(meta.get(k), t)
+                for k, t in fields.items()):
+            raise _Unusable(f"a backup record needs {sorted(fields)} with int/str values")
+        for k in ("weights", "state"):
+            if os.path.basename(meta[k]) != meta[k] or not _CKPT.match(meta[k]):
+                raise _Unusable(f"{k}={meta[k][:100]!r} is not a ckpt-<step> file name")
+        return meta
 
     def _steps_per_execution(self):
         return int(getattr(self.model, "steps_per_execution", 1) or 1)
@@ -119,18 +198,63 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError(
                 "BackupAndRestore needs a built model before fit(); build it (e.g. "
                 "model.build() or call it on a batch) first.")
-        meta = self.read_metadata()
-        if meta is None:
+        problems = []
+        for name in ("backup.json", PREVIOUS):
+            path = os.path.join(self.backup_dir, name)
+            if not os.path.exists(path):
+                if name == "backup.json" and os.path.exists(
+                        os.path.join(self.backup_dir, PREVIOUS)):
+                    problems.append(f"{path}: missing")
+                continue
+            try:
+                meta = self._parse_metadata(path)
+                self._check_files(meta)
+            except _Unusable as e:
+                problems.append(f"{path}: {e}")
+                continue
+            if problems:
+                warnings.warn(f"BackupAndRestore: the latest backup is unusable "
+                              f"({'; '.join(problems)}); resuming from the previous good "
+                              f"backup {path} (step {meta['step']}).", stacklevel=2)
+            self._restore(meta)
             return
+        leftovers = sorted(f for f in (os.listdir(self.backup_dir)
+                                       if os.path.isdir(self.backup_dir) else [])
+                           if _CKPT.match(f))
+        if problems or leftovers:
+            found = "; ".join(problems) or (f"checkpoint files {leftovers} but no "
+                                            f"backup.json or {PREVIOUS}")
+            raise CorruptBackupError(
+                f"backup_dir={self.backup_dir!r} holds no usable backup: {found}. The backup "
+                f"is incomplete or corrupt. {self._start_over()}.")
+
+    def _check_files(self, meta):
+        for key in ("weights", "state"):
+            path = os.path.join(self.backup_dir, meta[key])
+            if not os.path.isfile(path):
+                raise _Unusable(f"it names {path!r}, which does not exist (the backup is "
+                                f"incomplete)")
+            want = (meta.get("sha256") or {}).get(key)
+            if want is not None and _sha256(path) != want:
+                raise _Unusable(f"{meta[key]} does not match its sha256 (truncated or "
+                                f"corrupt)")
+        if not meta.get("sha256"):  # a backup from before sha256 records: try to read it
+            try:
+                with np.load(os.path.join(self.backup_dir, meta["state"])) as saved:
+                    saved.files  # noqa: B018 - reads the zip directory
+            except Exception as e:  # noqa: BLE001 - any parser error means corrupt
+                raise _Unusable(f"{meta['state']} is unreadable ({type(e).__name__})") \
+                    from None
+
+    def _restore(self, meta):
         weights = os.path.join(self.backup_dir, meta["weights"])
         state = os.path.join(self.backup_dir, meta["state"])
-        for path in (weights, state):
-            if not os.path.exists(path):
-                raise FileNotFoundError(
-                    f"backup_dir={self.backup_dir!r}: backup.json names {path!r}, which "
-                    "does not exist; the backup is incomplete. Delete backup_dir to start "
-                    "over.")
-        self.model.build_optimizers()
+        from keras_aigc.models.base import GenerativeModel
+
+        if isinstance(self.model, GenerativeModel):  # the contract builds all its optimizers
+            self.model.build_optimizers()
+        elif self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
         extra = _extra_variables(self.model)
         with np.load(state) as saved:
@@ -221,13 +345,28 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def _files_for(self, step):
         return f"ckpt-{step}.weights.h5", f"ckpt-{step}.state.npz"
 
-    def _write_metadata(self, directory, files):
+    def _write_metadata(self, directory, files, digests=None):
         meta = {"epoch": self._epoch, "batch": self._batch_in_epoch, "step": self._step,
                 "weights": files[0], "state": files[1], "logs": self._stale_logs}
-        tmp = os.path.join(directory, "backup.json.tmp")
+        current = os.path.join(directory, "backup.json")
+        if digests is None and os.path.exists(current):  # same files, new resume point
+            try:
+                digests = self._parse_metadata(current).get("sha256")
+            except _Unusable:
+                digests = None
+        if digests:
+            meta["sha256"] = digests
+        self._write_json(directory, "backup.json", meta)
+
+    @staticmethod
+    def _write_json(directory, name, meta):
+        tmp = os.path.join(directory, name + ".tmp")
         with open(tmp, "w") as f:
             json.dump(meta, f)
-        os.replace(tmp, os.path.join(directory, "backup.json"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(directory, name))
+        _fsync_dir(directory)
 
     def _save_model(self):
         strategy = self._strategy
@@ -242,12 +381,34 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                   for i, v in enumerate(_extra_variables(self.model))}
         tmp_state = os.path.join(directory, f"tmp-{self._step}.state.npz")
         np.savez(tmp_state, **values)
+        for tmp in (tmp_weights, tmp_state):
+            _fsync_file(tmp)
+        digests = {"weights": _sha256(tmp_weights), "state": _sha256(tmp_state)}
         os.replace(tmp_weights, os.path.join(directory, weights))
         os.replace(tmp_state, os.path.join(directory, state))
-        self._write_metadata(directory, (weights, state))
+        _fsync_dir(directory)
+        # The current backup becomes the previous one only once the new files are
+        # durable; backup.json is replaced last.
+        current = os.path.join(directory, "backup.json")
+        keep = {weights, state}
+        previous = None
+        if os.path.exists(current):
+            try:
+                previous = self._parse_metadata(current)
+            except _Unusable:
+                previous = None
+        if previous is not None and previous["weights"] != weights:
+            self._write_json(directory, PREVIOUS, previous)
+            keep |= {previous["weights"], previous["state"]}
+        elif os.path.exists(os.path.join(directory, PREVIOUS)):
+            try:
+                prev = self._parse_metadata(os.path.join(directory, PREVIOUS))
+                keep |= {prev["weights"], prev["state"]}
+            except _Unusable:
+                pass
+        self._write_metadata(directory, (weights, state), digests)
         for path in glob.glob(os.path.join(directory, "ckpt-*")):
-            m = _CKPT.match(os.path.basename(path))
-            if m and int(m.group(1)) != self._step:
+            if _CKPT.match(os.path.basename(path)) and os.path.basename(path) not in keep:
                 os.remove(path)
         self._last_saved_step = self._step
         if not is_chief(strategy):

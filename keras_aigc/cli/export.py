@@ -24,6 +24,10 @@ def add_parser(subparsers):
                    help="Bundle directory (default: RUN_DIR/export, or next to the .keras file).")
     p.add_argument("--name", default=None, help="Bundle name (default: the model's name).")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing bundle.")
+    p.add_argument("--sign-key", default=None, metavar="KEY",
+                   help="Ed25519 private key (PEM or OpenSSH file) to write a detached "
+                        "signature manifest.json.sig (keras-aigc-serve --require-signature); "
+                        "an encrypted key reads its password from KERAS_AIGC_SIGN_KEY_PASSWORD.")
     p.set_defaults(func=main)
     return p
 
@@ -45,9 +49,21 @@ def main(args, stream=None):
     path = resolve_model_path(args.source)
     output = args.output or default_output(args.source)
     check_out_dir(output, args.overwrite)
+    if args.sign_key is not None:  # a bad key fails before the slow export
+        try:
+            from keras_aigc_runtime.signing import load_private_key
+        except ImportError as e:
+            raise ImportError("--sign-key needs keras-aigc-runtime and cryptography: pip "
+                              "install -e ./export 'keras-aigc[sign]'") from e
+
+        load_private_key(args.sign_key)
     model = load_model(path)
     manifest = export_bundle(model, output, formats=formats, quantize=quantize,
                              batch_sizes=batch_sizes, overwrite=args.overwrite, name=args.name)
+    if args.sign_key is not None:
+        from keras_aigc_runtime.signing import sign_bundle
+
+        print(f"Signature: {sign_bundle(output, args.sign_key)}", file=stream)
     print(f"Bundle: {output}", file=stream)
     for f in manifest["files"]:
         worst = max((p["max_abs_error"] for p in f["parity"]), default=0.0)

@@ -28,7 +28,9 @@ class DatasetInfo:
         split_sizes: dict. Images per split after cleaning.
         duplicates_removed: int. Exact duplicates dropped (within splits, and train or
             validation images that also appear in test).
-        skipped: list of str. Unreadable files that were dropped, with the reason.
+        skipped: list of str. Files that were dropped, as `"<path>: <kind> (<reason>)"`
+            with kind `unreadable`, `too large` or `outside the root`; `skip_counts`
+            counts them by kind.
         value_range: tuple. `(low, high)` of the scaled pixel values.
         scaling: str. `"tanh"` or `"sigmoid"`.
         binarize: str or None.
@@ -46,6 +48,21 @@ class DatasetInfo:
     value_range: tuple
     scaling: str
     binarize: object = None
+
+    @property
+    def skip_counts(self):
+        """`{kind: count}` of `skipped` for every kind (`unreadable`, `too large`,
+        `outside the root`), zeros included."""
+        import re
+
+        from keras_aigc.data.sources import SKIP_KINDS
+
+        counts = dict.fromkeys(SKIP_KINDS, 0)
+        pattern = re.compile(r": (" + "|".join(map(re.escape, SKIP_KINDS)) + r") \(")
+        for entry in self.skipped:
+            m = pattern.search(entry)
+            counts[m.group(1) if m else "unreadable"] += 1
+        return counts
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -218,15 +218,44 @@ def _tfds(spec, path, data_dir=None, **_):
     return RawData(splits=splits, class_names=names)
 
 
-def _dir(spec, path, image_size=None, color_mode="auto", **_):
+DEFAULT_MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+SKIP_KINDS = ("unreadable", "too large", "outside the root")
+
+
+def _inside(root_real, path):
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _dir(spec, path, image_size=None, color_mode="auto", max_image_pixels=None, **_):
+    """Images in class sub-folders (or at the top) of `path`.
+
+    Unreadable files, images over `max_image_pixels` pixels (decompression bombs: a
+    tiny file can claim 20000x10000 pixels) and symlinks that resolve outside `path`
+    are skipped and listed in `RawData.skipped` as `"<path>: <kind> (<reason>)"`, kind
+    one of `SKIP_KINDS`.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    max_pixels = DEFAULT_MAX_IMAGE_PIXELS if max_image_pixels is None else int(max_image_pixels)
+    if max_pixels < 1:
+        raise ValueError(f"max_image_pixels must be >= 1, got {max_image_pixels!r}.")
     if not path:
         raise ValueError(f"Source '{spec}' names no folder. Use dir:PATH.")
     if not os.path.isdir(path):
         raise FileNotFoundError(f"Source '{spec}': no such folder {os.path.abspath(path)!r}.")
+    root_real = os.path.realpath(path)
+    skipped = []
     entries = sorted(os.listdir(path))
-    class_dirs = [d for d in entries if os.path.isdir(os.path.join(path, d))]
+    class_dirs = []
+    for d in entries:
+        full = os.path.join(path, d)
+        if os.path.isdir(full):
+            if _inside(root_real, full):
+                class_dirs.append(d)
+            else:
+                skipped.append(f"{full}: outside the root (a symlink to "
+                               f"{os.path.realpath(full)!r}; not read as a class)")
     if class_dirs:
         groups = [(d, os.path.join(path, d)) for d in class_dirs]
     else:
@@ -236,19 +265,28 @@ def _dir(spec, path, image_size=None, color_mode="auto", **_):
         for root, _, names in sorted(os.walk(folder)):
             for name in sorted(names):
                 if name.lower().endswith(IMAGE_EXTENSIONS):
-                    files.append(os.path.join(root, name))
+                    full = os.path.join(root, name)
+                    if not _inside(root_real, full):
+                        skipped.append(f"{full}: outside the root (a symlink to "
+                                       f"{os.path.realpath(full)!r})")
+                        continue
+                    files.append(full)
                     labels.append(label)
     if not files:
         raise ValueError(
             f"Source '{spec}': found no images in {os.path.abspath(path)!r} (looked for "
             f"{', '.join(IMAGE_EXTENSIONS)} files, in class sub-folders or at the top)."
         )
-    images, kept, skipped = [], [], []
+    images, kept = [], []
     mode = None
     expected = None
     for f, label in zip(files, labels):
         try:
             with Image.open(f) as im:
+                if im.size[0] * im.size[1] > max_pixels:  # before decoding a single pixel
+                    skipped.append(f"{f}: too large ({im.size[0]}x{im.size[1]} pixels, over "
+                                   f"max_image_pixels={max_pixels})")
+                    continue
                 im.load()
                 if mode is None:
                     mode = _choose_mode(im, color_mode)
@@ -256,6 +294,9 @@ def _dir(spec, path, image_size=None, color_mode="auto", **_):
                 if image_size is not None:
                     im = im.resize((image_size[1], image_size[0]), Image.BILINEAR)
                 arr = np.asarray(im, np.uint8)
+        except Image.DecompressionBombError as e:  # PIL's own limit, hit at open
+            skipped.append(f"{f}: too large ({e})")
+            continue
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             skipped.append(f"{f}: unreadable ({type(e).__name__}: {e})")
             continue
@@ -273,7 +314,8 @@ def _dir(spec, path, image_size=None, color_mode="auto", **_):
         kept.append(label)
     if skipped:
         warnings.warn(
-            f"Source '{spec}': skipped {len(skipped)} unreadable file(s): "
+            f"Source '{spec}': skipped {len(skipped)} file(s) (unreadable, too large or "
+            f"outside the root): "
             + "; ".join(skipped[:5]),
             stacklevel=3,
         )
@@ -322,8 +364,10 @@ def parse_spec(spec):
     return scheme, rest
 
 
-def read_source(spec, data_dir=None, image_size=None, color_mode="auto"):
+def read_source(spec, data_dir=None, image_size=None, color_mode="auto", max_image_pixels=None):
     scheme, rest = parse_spec(spec)
+    extra = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
     return SOURCES[scheme](
-        spec, path=rest, data_dir=data_dir, image_size=image_size, color_mode=color_mode
+        spec, path=rest, data_dir=data_dir, image_size=image_size, color_mode=color_mode,
+        **extra,
     )

@@ -175,6 +175,10 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     serving_batch_sizes = (() if batch_sizes is not None or not serving_batch_sizes
                            else check_batch_sizes(serving_batch_sizes, "serving_batch_sizes"))
     out_dir = os.fspath(out_dir)
+    if os.path.islink(out_dir):
+        # Replace the bundle the link points to and keep the link: renaming the link
+        # itself away would leave it behind as a `.old-*` entry (issue 11).
+        out_dir = os.path.realpath(out_dir)
     check_out_dir(out_dir, overwrite)
     spec = export_spec(model)
     name = name or re.sub(r"[^A-Za-z0-9_.-]", "_", model.name)

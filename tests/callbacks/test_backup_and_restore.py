@@ -133,9 +133,11 @@ def _crashed_backup(tmp_path):
 
 
 def test_incomplete_backup_is_reported(tmp_path):
+    from keras_aigc.callbacks import CorruptBackupError
+
     backup_dir = _crashed_backup(tmp_path)
     os.remove(os.path.join(backup_dir, "ckpt-2.weights.h5"))
-    with pytest.raises(FileNotFoundError, match="ckpt-2.weights.h5.*backup is incomplete"):
+    with pytest.raises(CorruptBackupError, match="ckpt-2.weights.h5.*backup is incomplete"):
         _gan().fit(_data(), epochs=1, verbose=0, callbacks=[BackupAndRestore(backup_dir)])
 
 
@@ -144,3 +146,78 @@ def test_backup_of_another_model_is_reported(tmp_path):
     with pytest.raises(ValueError, match="holds 1 extra state variables but the model has 0"):
         _gan(dropout=0.0).fit(_data(), epochs=1, verbose=0,
                               callbacks=[BackupAndRestore(backup_dir)])
+
+
+# --- Issue 11: corrupt, truncated or missing pieces at each write point.
+
+@pytest.fixture(scope="module")
+def two_backups(tmp_path_factory):
+    """A crashed run's backup_dir: backup.json -> ckpt-3, backup.prev.json -> ckpt-2."""
+    backup_dir = str(tmp_path_factory.mktemp("two") / "backup")
+    with pytest.raises(RuntimeError):
+        _gan().fit(_data(), epochs=1, verbose=0,
+                   callbacks=[BackupAndRestore(backup_dir, save_freq=1), Crash(3)])
+    assert sorted(os.listdir(backup_dir)) == [
+        "backup.json", "backup.prev.json", "ckpt-2.state.npz", "ckpt-2.weights.h5",
+        "ckpt-3.state.npz", "ckpt-3.weights.h5"]
+    return backup_dir
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def _garble(path):
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        f.write(b"\xde\xad\xbe\xef" * 8)
+
+
+DAMAGE = [
+    # (id, damage, expected resume step or None for CorruptBackupError, message)
+    ("weights truncated", [("ckpt-3.weights.h5", _truncate)], 2, None),
+    ("state garbled", [("ckpt-3.state.npz", _garble)], 2, None),
+    ("weights deleted", [("ckpt-3.weights.h5", os.remove)], 2, None),
+    ("backup.json truncated", [("backup.json", _truncate)], 2, None),
+    ("backup.json deleted", [("backup.json", os.remove)], 2, None),
+    ("backup.prev.json garbled", [("backup.prev.json", _truncate)], 3, None),
+    ("old files deleted", [("ckpt-2.weights.h5", os.remove)], 3, None),
+    ("partial tmp file left", [("tmp-4.weights.h5", lambda p: open(p, "wb").write(b"x"))],
+     3, None),
+    ("both broken", [("ckpt-3.weights.h5", _truncate), ("ckpt-2.state.npz", _garble)], None,
+     r"backup.json: ckpt-3.weights.h5 does not match its sha256.*backup.prev.json: "
+     r"ckpt-2.state.npz does not match.*Delete backup_dir"),
+    ("only checkpoint files", [("backup.json", os.remove), ("backup.prev.json", os.remove)],
+     None, r"checkpoint files .*ckpt-2.* but no backup.json.*Delete backup_dir"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", DAMAGE, ids=lambda c: c[0])
+def test_damaged_backup_falls_back_or_names_the_problem(two_backups, tmp_path, case):
+    import shutil
+
+    from keras_aigc.callbacks import CorruptBackupError
+
+    _, damage, step, match = case
+    backup_dir = str(tmp_path / "backup")
+    shutil.copytree(two_backups, backup_dir)
+    for name, fn in damage:
+        fn(os.path.join(backup_dir, name))
+    cb = BackupAndRestore(backup_dir, save_freq=1, delete_checkpoint=False)
+    gan = _gan()
+    if step is None:
+        # 161f78a raised a raw parser error (or started from scratch); now a named error.
+        with pytest.raises(CorruptBackupError, match=match):
+            gan.fit(_data(), epochs=1, verbose=0, callbacks=[cb])
+        return
+    import warnings as _w
+
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        gan.fit(_data(), epochs=1, verbose=0, callbacks=[cb])
+    assert cb.restored["step"] == step
+    fell_back = [w for w in caught if "previous good backup" in str(w.message)]
+    assert bool(fell_back) == (step == 2)
+    assert int(gan.g_optimizer.iterations.numpy()) == STEPS_PER_EPOCH  # resumed, not restarted

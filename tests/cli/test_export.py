@@ -74,3 +74,46 @@ def test_unsafe_model_is_not_loaded(tmp_path, capsys):
     assert main(["export", str(tmp_path / "m.keras"), "--output", str(tmp_path / "b")]) == 2
     assert "safe_mode" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "b")
+
+
+def _ed25519_pem(tmp_path, name):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    priv, pub = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return str(priv), str(pub)
+
+
+def test_signed_export_through_a_symlinked_output_leaves_nothing_behind(run_dir, tmp_path,
+                                                                         capsys):
+    import keras_aigc_runtime
+
+    path, _ = run_dir
+    priv, pub = _ed25519_pem(tmp_path, "signing")
+    _, other_pub = _ed25519_pem(tmp_path, "other")
+    parent = tmp_path / "out"
+    parent.mkdir()
+    real = parent / "real_bundle"
+    link = parent / "bundle"
+    assert main(["export", path, "--formats", "onnx", "--output", str(real)]) == 0
+    os.symlink(real, link)
+    for _ in range(2):  # overwrite through the link, twice
+        assert main(["export", path, "--formats", "onnx", "--output", str(link),
+                     "--sign-key", priv, "--overwrite"]) == 0, capsys.readouterr().err
+        # 161f78a left a `.bundle.old-*` symlink here and replaced the link by a directory.
+        assert sorted(os.listdir(parent)) == ["bundle", "real_bundle"]
+        assert os.path.islink(link) and os.path.isfile(real / "manifest.json.sig")
+    g = keras_aigc_runtime.load(str(link), public_key=pub)
+    assert g.generate(2, seed=0).shape == (2, 8, 8, 1)
+    with pytest.raises(ValueError, match=r"does not verify"):
+        keras_aigc_runtime.load(str(link), public_key=other_pub)
+    assert main(["export", path, "--formats", "onnx", "--output", str(tmp_path / "x"),
+                 "--sign-key", str(tmp_path / "missing.pem")]) == 2
+    assert "Cannot read the signing key" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x")

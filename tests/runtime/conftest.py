@@ -148,11 +148,11 @@ def runtime_env():
     return env
 
 
-def http(method, url, body=None, headers=None, timeout=30):
+def http(method, url, body=None, headers=None, timeout=30, context=None):
     """Returns (status, headers with lower-case keys, body bytes); 4xx/5xx do not raise."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
     except urllib.error.HTTPError as e:
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
@@ -180,7 +180,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(bundle, *args, startup_timeout=90):
+def serve(bundle, *args, startup_timeout=90, scheme="http", ssl_context=None):
     """Runs `keras-aigc-serve bundle` on a free loopback port; always killed at exit."""
     port = free_port()
     log_path = os.path.join(bundle + f".server-{port}.log")
@@ -196,7 +196,8 @@ def serve(bundle, *args, startup_timeout=90):
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
             try:
-                if http("GET", server.base + "/v2/health/ready", timeout=2)[0] == 200:
+                if http("GET", f"{scheme}://127.0.0.1:{port}/v2/health/ready", timeout=2,
+                        context=ssl_context)[0] == 200:
                     break
             except OSError:
                 pass

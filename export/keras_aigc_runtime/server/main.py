@@ -18,8 +18,10 @@ def build_parser():
                    help="quantization (none, float16, dynamic_int8, int8) or a file of the bundle")
     p.add_argument("--max-batch", type=int, default=64,
                    help="most rows merged into one model run by dynamic batching")
-    p.add_argument("--max-delay-ms", type=float, default=5.0,
-                   help="how long the first queued request waits for others to join")
+    p.add_argument("--max-delay-ms", type=float, default=0.0,
+                   help="how long the first queued request waits for others to join; 0 "
+                        "(default) is adaptive batching: run at once when idle, merge what "
+                        "queued during the previous run (Triton's default)")
     p.add_argument("--no-batching", action="store_true",
                    help="run every request on its own (no dynamic batching)")
     p.add_argument("--max-request-batch", type=int, default=64,
@@ -33,9 +35,39 @@ def build_parser():
                    help="ONNX Runtime intra-op / LiteRT threads")
     p.add_argument("--graceful-timeout", type=float, default=30.0,
                    help="seconds to finish in-flight requests after SIGTERM")
-    p.add_argument("--sign", default=None, metavar="DIR",
-                   help="sign every PNG with C2PA Content Credentials using the key and "
-                        "certificate chain in DIR (see `keras-aigc credentials init`)")
+    g = p.add_argument_group("limits (defaults are safe beyond localhost)")
+    g.add_argument("--max-connections", type=int, default=512,
+                   help="open connections; more get 503 and are closed")
+    g.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds for a request's headers (slowloris); the connection closes")
+    g.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds for a request's body (slower: 408)")
+    g.add_argument("--keep-alive-timeout", type=int, default=5,
+                   help="seconds an idle keep-alive connection stays open")
+    g.add_argument("--max-queue", type=int, default=256,
+                   help="requests waiting per model (more: 503 with Retry-After)")
+    g.add_argument("--request-timeout", type=float, default=30.0,
+                   help="deadline of a request from arrival to result (later: 504)")
+    g.add_argument("--max-png-pixels", type=int, default=4096 * 4096,
+                   help="most pixels in one generate.png grid")
+    g.add_argument("--max-body-readers", type=int, default=8,
+                   help="requests receiving/parsing a body at once (bounds body memory)")
+    g.add_argument("--parse-workers", type=int, default=1,
+                   help="processes parsing large JSON bodies off the event loop (0: a thread)")
+    s_ = p.add_argument_group("security")
+    s_.add_argument("--auth-token-file", default=None,
+                    help="file of bearer tokens (one per line); also read from the "
+                         "KERAS_AIGC_SERVE_TOKENS environment variable (comma-separated). "
+                         "With tokens, every route but /v2/health/* needs "
+                         "'Authorization: Bearer <token>' (else 401)")
+    s_.add_argument("--ssl-certfile", default=None, help="TLS certificate (PEM)")
+    s_.add_argument("--ssl-keyfile", default=None, help="TLS private key (PEM)")
+    s_.add_argument("--require-signature", metavar="PUBKEY", default=None,
+                    help="Ed25519 public key (PEM); refuse a bundle whose manifest.json.sig "
+                         "is missing or does not verify")
+    s_.add_argument("--sign", default=None, metavar="DIR",
+                    help="sign every PNG with C2PA Content Credentials using the key and "
+                         "certificate chain in DIR (see `keras-aigc credentials init`)")
     p.add_argument("--log-level", default="info")
     return p
 
@@ -48,26 +80,55 @@ def main(argv=None):
 
     from keras_aigc_runtime import load
     from keras_aigc_runtime.server.app import ServerConfig, create_app
+    from keras_aigc_runtime.server.auth import read_tokens
+    from keras_aigc_runtime.server.connection import guarded_protocol
 
     try:
+        if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+            raise ValueError("TLS needs both --ssl-certfile and --ssl-keyfile.")
+        for name in ("max_connections", "keep_alive_timeout"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
+                                 f"{getattr(args, name)}.")
+        if not args.header_timeout > 0:
+            raise ValueError(f"--header-timeout must be > 0, got {args.header_timeout}.")
         config = ServerConfig(max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                               batching=not args.no_batching,
                               max_request_batch=args.max_request_batch,
-                              max_body_bytes=args.max_body_bytes, instances=args.instances)
+                              max_body_bytes=args.max_body_bytes, instances=args.instances,
+                              max_queue=args.max_queue, request_timeout_s=args.request_timeout,
+                              max_png_pixels=args.max_png_pixels,
+                              body_timeout_s=args.body_timeout,
+                              max_body_readers=args.max_body_readers,
+                              parse_workers=args.parse_workers)
+        tokens = read_tokens(args.auth_token_file)
         generator = load(args.bundle, backend=args.backend, variant=args.variant,
-                         num_threads=args.num_threads)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+                         num_threads=args.num_threads, public_key=args.require_signature)
+    except (ValueError, FileNotFoundError, ImportError, OSError) as e:
         print(f"keras-aigc-serve: {e}", file=sys.stderr)
         return 2
+    if not tokens and args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("keras_aigc_runtime.server").warning(
+            "Serving on %s without authentication: anyone who reaches the port can use the "
+            "model. Pass --auth-token-file (README: Running the server in production).",
+            args.host)
     try:
-        app = create_app(generator, config, sign=args.sign)
+        app = create_app(generator, config, auth_tokens=tokens or None, sign=args.sign)
     except (ValueError, FileNotFoundError) as e:
         print(f"keras-aigc-serve: --sign: {e}", file=sys.stderr)
         return 2
+    metrics = app.state.metrics
+    protocol = guarded_protocol(args.header_timeout, args.max_connections,
+                                on_refused=metrics.connection_refused,
+                                on_timeout=metrics.connection_timed_out)
     # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight requests (up to
     # --graceful-timeout), then run the app's lifespan shutdown (drains the batchers).
+    # limit_concurrency: uvicorn answers 503 past it (it counts connections and tasks).
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                timeout_graceful_shutdown=args.graceful_timeout, access_log=False)
+                timeout_graceful_shutdown=args.graceful_timeout, access_log=False,
+                http=protocol, limit_concurrency=args.max_connections + 1,
+                timeout_keep_alive=args.keep_alive_timeout,
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     return 0
 
 

@@ -40,6 +40,21 @@ class Metrics:
         self.in_flight = 0
         self.batch_size = {}
         self.latency = {}
+        self.client_disconnects = {}
+        self.connections_refused = 0
+        self.connections_timed_out = 0
+
+    def client_disconnect(self, model):
+        with self._lock:
+            self.client_disconnects[model] = self.client_disconnects.get(model, 0) + 1
+
+    def connection_refused(self):
+        with self._lock:
+            self.connections_refused += 1
+
+    def connection_timed_out(self):
+        with self._lock:
+            self.connections_timed_out += 1
 
     def request(self, model, status, seconds):
         with self._lock:
@@ -57,6 +72,19 @@ class Metrics:
                      "# TYPE keras_aigc_requests_total counter"]
             for (model, status), n in sorted(self.requests.items()):
                 lines.append(f'keras_aigc_requests_total{{model="{model}",status="{status}"}} {n}')
+            lines += ["# HELP keras_aigc_client_disconnects_total Requests whose client "
+                      "disconnected before the server could answer (not server errors).",
+                      "# TYPE keras_aigc_client_disconnects_total counter"]
+            for model, n in sorted(self.client_disconnects.items()):
+                lines.append(f'keras_aigc_client_disconnects_total{{model="{model}"}} {n}')
+            lines += ["# HELP keras_aigc_connections_refused_total Connections refused with "
+                      "503 past the connection cap.",
+                      "# TYPE keras_aigc_connections_refused_total counter",
+                      f"keras_aigc_connections_refused_total {self.connections_refused}",
+                      "# HELP keras_aigc_connections_timed_out_total Connections closed for "
+                      "sending headers or a body too slowly.",
+                      "# TYPE keras_aigc_connections_timed_out_total counter",
+                      f"keras_aigc_connections_timed_out_total {self.connections_timed_out}"]
             lines += ["# HELP keras_aigc_requests_in_flight Requests being processed.",
                       "# TYPE keras_aigc_requests_in_flight gauge",
                       f"keras_aigc_requests_in_flight {self.in_flight}",

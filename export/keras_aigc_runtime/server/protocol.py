@@ -8,6 +8,7 @@ default) or an output asks for `parameters.binary_data`.
 """
 
 import json
+import math
 import zlib
 
 import numpy as np
@@ -17,6 +18,11 @@ DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32":
              "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
 FROM_NUMPY = {np.dtype(v).name: k for k, v in DATATYPES.items()}
 HEADER_LENGTH = "Inference-Header-Content-Length"
+MAX_JSON_DEPTH = 32  # a request nests at most ~10 levels (object, inputs, tensor, 4-D data)
+MAX_NDIM = 32
+_OPEN = np.zeros(256, np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
 
 
 class ProtocolError(Exception):
@@ -25,6 +31,9 @@ class ProtocolError(Exception):
     def __init__(self, message, status=400):
         super().__init__(message)
         self.status = status
+
+    def __reduce__(self):  # keeps `status` across a process pool
+        return (type(self), (str(self), self.status))
 
 
 def datatype_of(dtype):
@@ -50,19 +59,55 @@ def decode_body(body, content_encoding, max_bytes):
     return out
 
 
-def _shape(value, where):
-    if (not isinstance(value, list)
+def check_json_bounds(text, max_depth=MAX_JSON_DEPTH, max_values=None):
+    """Refuses JSON nested deeper than `max_depth` or holding more than `max_values`
+    values, before `json.loads` allocates anything.
+
+    Both counts run in C over the raw bytes and ignore string quoting, so they can only
+    over-count (a bracket or comma inside a string counts too): a valid request is never
+    let through above the bounds, and one with plain names and ids is never refused
+    below them.
+    """
+    if max_values is not None:
+        values = text.count(b",") + text.count(b"[") + text.count(b"{") + 1
+        if values > max_values:
+            raise ProtocolError(f"The JSON request holds about {values} values, over the limit "
+                                f"of {max_values} for this model (max_request_batch x the "
+                                f"values in one row); send fewer rows or binary tensor data.",
+                                413)
+    depth, chunk = 0, 1 << 20
+    for start in range(0, len(text), chunk):
+        deltas = _OPEN[np.frombuffer(text, np.uint8, min(chunk, len(text) - start), start)]
+        if not deltas.any():
+            continue
+        running = np.cumsum(deltas, dtype=np.int64) + depth
+        if running.max() > max_depth:
+            raise ProtocolError(f"The JSON request is nested deeper than {max_depth} levels.")
+        depth = int(running[-1])
+
+
+def _shape(value, where, max_elements=None):
+    if (not isinstance(value, list) or len(value) > MAX_NDIM
             or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in value)):
-        raise ProtocolError(f"{where}: 'shape' must be a list of non-negative ints, got "
-                            f"{value!r}.")
-    return value
+        raise ProtocolError(f"{where}: 'shape' must be a list of non-negative ints "
+                            f"(at most {MAX_NDIM}), got {str(value)[:200]}.")
+    count = math.prod(value)  # a Python int: never wraps
+    limit = max_elements if max_elements is not None else np.iinfo(np.int32).max
+    if count > limit or any(d > limit for d in value):
+        raise ProtocolError(f"{where}: shape {str(value)[:200]} holds {count} values, over the "
+                            f"limit of {limit} per request.", 413)
+    return value, count
 
 
-def parse_infer_request(body, header_length=None):
+def parse_infer_request(body, header_length=None, max_elements=None):
     """Returns `(request JSON, {input name: numpy array}, binary output names or None)`.
 
     The third item is the set of outputs to send as binary (`None`: all outputs,
     from `binary_data_output`), or an empty set for JSON-only responses.
+
+    `max_elements` bounds the values of one input tensor and, with some room for the
+    request's own fields, the JSON values of the header (checked before parsing).
+    Every failure is a `ProtocolError` (HTTP 4xx).
     """
     if header_length is not None:
         try:
@@ -75,10 +120,13 @@ def parse_infer_request(body, header_length=None):
                                 f"bytes.")
     else:
         hl = len(body)
+    text = body if hl == len(body) and isinstance(body, bytes) else bytes(body[:hl])
+    check_json_bounds(text, max_values=None if max_elements is None else max_elements + 4096)
     try:
-        req = json.loads(body[:hl])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ProtocolError(f"Malformed JSON in the inference request header: {e}") from None
+        req = json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, digits
+        raise ProtocolError(f"Malformed JSON in the inference request header: "
+                            f"{str(e)[:200]}") from None
     if not isinstance(req, dict):
         raise ProtocolError(f"The inference request must be a JSON object, got "
                             f"{type(req).__name__}.")
@@ -95,12 +143,11 @@ def parse_infer_request(body, header_length=None):
             raise ProtocolError(f"Input {name!r} is given twice.")
         where = f"Input {name!r}"
         datatype = t.get("datatype")
-        if datatype not in DATATYPES:
-            raise ProtocolError(f"{where}: unsupported datatype {datatype!r}; supported: "
+        if not isinstance(datatype, str) or datatype not in DATATYPES:  # a list: unhashable
+            raise ProtocolError(f"{where}: unsupported datatype {repr(datatype)[:100]}; supported: "
                                 f"{sorted(DATATYPES)}.")
-        shape = _shape(t.get("shape"), where)
+        shape, count = _shape(t.get("shape"), where, max_elements)
         dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
-        count = int(np.prod(shape, dtype=np.int64))
         params = t.get("parameters") or {}
         if not isinstance(params, dict):
             raise ProtocolError(f"{where}: 'parameters' must be an object.")
@@ -124,9 +171,9 @@ def parse_infer_request(body, header_length=None):
                 raise ProtocolError(f"{where} has neither 'data' nor binary_data_size.")
             try:
                 arr = np.asarray(t["data"], dtype=dtype.newbyteorder("="))
-            except (TypeError, ValueError, OverflowError) as e:
+            except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise ProtocolError(f"{where}: 'data' is not a (nested) list of {datatype} "
-                                    f"values: {e}") from None
+                                    f"values: {str(e)[:200]}") from None
             if arr.size != count:
                 raise ProtocolError(f"{where}: 'data' holds {arr.size} values, shape {shape} "
                                     f"needs {count}.")
@@ -143,8 +190,10 @@ def parse_infer_request(body, header_length=None):
         requested = None
     else:
         if not isinstance(outputs, list) or not all(
-                isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
-            raise ProtocolError("'outputs' must be a list of objects with a string 'name'.")
+                isinstance(o, dict) and isinstance(o.get("name"), str)
+                and isinstance(o.get("parameters") or {}, dict) for o in outputs):
+            raise ProtocolError("'outputs' must be a list of objects with a string 'name' and "
+                                "an optional object 'parameters'.")
         requested = [o["name"] for o in outputs]
         default = bool(params.get("binary_data_output", False))
         binary_outputs = {o["name"] for o in outputs
@@ -174,3 +223,10 @@ def encode_infer_response(model_name, request_id, outputs, requested, binary_out
         return text, {"content-type": "application/json"}
     return text + b"".join(blobs), {"content-type": "application/octet-stream",
                                     HEADER_LENGTH: str(len(text))}
+
+
+def parse_for_server(body, header_length=None, max_elements=None):
+    """`parse_infer_request` returning only what the server needs, small to pickle
+    (it may run in a worker process): `(request id, arrays, (requested, binary))`."""
+    req, arrays, outputs = parse_infer_request(body, header_length, max_elements)
+    return req.get("id"), arrays, outputs

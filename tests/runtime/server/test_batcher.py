@@ -95,3 +95,147 @@ def test_two_instances_run_batches_concurrently():
 
     outs = _run(main())
     assert [o["y"].item() for o in outs] == [1.0, 2.0]
+
+
+# --- Issue 11: no request is ever stranded, bounded queue, deadlines, adaptive batching.
+
+def _failing_stage(stage):
+    """A batcher whose merge, run, split or metrics callback raises."""
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+
+    def fn(inputs):
+        if stage == "run":
+            raise RuntimeError("run failed")
+        if stage == "split":
+            return {"y": inputs["x"][:1]}  # fewer rows than the batch
+        return {"y": inputs["x"] * 2}
+
+    b = DynamicBatcher(fn, 8, 0.05, executor,
+                       on_batch=(lambda rows: 1 / 0) if stage == "on_batch" else None)
+    if stage == "merge":
+        def merge(live):
+            raise ValueError("merge failed")
+        b._merge = merge
+    return b, executor
+
+
+@pytest.mark.parametrize("stage", ["merge", "run", "split", "on_batch"])
+def test_a_failure_at_any_stage_resolves_every_future(stage):
+    async def main():
+        b, executor = _failing_stage(stage)
+        b.start()
+        try:
+            outs = await asyncio.wait_for(asyncio.gather(
+                *(b.submit({"x": np.full((2, 1), i, np.float32)}) for i in range(3)),
+                return_exceptions=True), 10)
+        finally:
+            await asyncio.wait_for(b.close(), 10)
+            executor.shutdown()
+        return outs
+
+    outs = _run(main())
+    assert len(outs) == 3
+    if stage == "on_batch":  # a metrics failure is logged, requests still succeed
+        assert all(o["y"].shape == (2, 1) for o in outs), outs
+    else:
+        assert all(isinstance(o, Exception) for o in outs), outs
+        if stage in ("merge", "split"):
+            from keras_aigc_runtime.server.batcher import BatchFailed
+            assert all(isinstance(o, BatchFailed) for o in outs)
+
+
+def test_requests_with_different_row_shapes_never_merge():
+    # 161f78a concatenated them outside the try: the whole run hung for ever.
+    runs = []
+
+    def fn(inputs):
+        runs.append(inputs["x"].shape)
+        return {"y": inputs["x"].sum(axis=1, keepdims=True)}
+
+    async def main():
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        b = DynamicBatcher(fn, 8, 0.05, executor)
+        b.start()
+        try:
+            return await asyncio.wait_for(asyncio.gather(
+                b.submit({"x": np.ones((1, 3), np.float32)}),
+                b.submit({"x": np.ones((1, 5), np.float32)}),
+                b.submit({"x": np.ones((2, 3), np.float32)})), 10)
+        finally:
+            await b.close()
+            executor.shutdown()
+
+    outs = _run(main())
+    assert [o["y"].ravel().tolist() for o in outs] == [[3.0], [5.0], [3.0, 3.0]]
+    assert sorted(runs) == [(1, 5), (3, 3)]
+
+
+def test_queue_bound_and_deadline():
+    import threading
+
+    from keras_aigc_runtime.server.batcher import DeadlineExceeded, QueueFull
+
+    release = threading.Event()
+
+    def fn(inputs):
+        release.wait(10)
+        return {"y": inputs["x"]}
+
+    async def main():
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        b = DynamicBatcher(fn, 1, 0.0, executor, max_queue=1)
+        b.start()
+        try:
+            running = asyncio.ensure_future(b.submit({"x": np.zeros((1, 1))}, timeout=0.3))
+            await asyncio.sleep(0.1)  # picked up: running in the executor
+            queued = asyncio.ensure_future(b.submit({"x": np.zeros((1, 1))}, timeout=0.3))
+            await asyncio.sleep(0)
+            with pytest.raises(QueueFull, match=r"limit is 1"):
+                await b.submit({"x": np.zeros((1, 1))})
+            for fut in (running, queued):
+                with pytest.raises(DeadlineExceeded, match=r"deadline"):
+                    await fut
+            release.set()
+            out = await asyncio.wait_for(b.submit({"x": np.ones((1, 1))}), 10)
+            assert out["y"].item() == 1.0
+        finally:
+            release.set()
+            await b.close()
+            executor.shutdown()
+
+    _run(main())
+
+
+def test_adaptive_batching_runs_at_once_and_merges_what_queued_meanwhile():
+    import threading
+
+    first_running, release = threading.Event(), threading.Event()
+    runs = []
+
+    def fn(inputs):
+        runs.append(len(inputs["x"]))
+        first_running.set()
+        release.wait(10)
+        return {"y": inputs["x"]}
+
+    async def main():
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        b = DynamicBatcher(fn, 64, 0.0, executor)  # max_delay 0: adaptive (the default)
+        b.start()
+        try:
+            first = asyncio.ensure_future(b.submit({"x": np.zeros((1, 1))}))
+            # An idle model runs the first request at once, without a delay window.
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                None, first_running.wait, 10), 10)
+            others = [asyncio.ensure_future(b.submit({"x": np.zeros((1, 1))}))
+                      for _ in range(5)]
+            await asyncio.sleep(0.05)
+            release.set()
+            await asyncio.wait_for(asyncio.gather(first, *others), 10)
+        finally:
+            release.set()
+            await b.close()
+            executor.shutdown()
+
+    _run(main())
+    assert runs == [1, 5]
