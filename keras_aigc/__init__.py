@@ -20,8 +20,9 @@ from keras_aigc import (  # noqa: E402
     losses,
     metrics,
     models,
+    rl,
     utils,
 )
 
-__all__ = ["callbacks", "data", "distribute", "export", "layers", "losses", "metrics", "models",
+__all__ = ["callbacks", "data", "distribute", "export", "layers", "losses", "metrics", "models", "rl",
            "utils", "__version__"]

@@ -1,11 +1,13 @@
 """Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
 
+from keras_aigc.models.autoregressive import PixelCNN
 from keras_aigc.models.gan import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN
 from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
 MODELS.update({"WGANGP": WGANGP, "SNGAN": SNGAN, "ConditionalGAN": ConditionalGAN})
 MODELS.update({"VAE": VAE, "BetaVAE": BetaVAE, "ConditionalVAE": ConditionalVAE})
+MODELS.update({"PixelCNN": PixelCNN})
 
 
 def get(name):
@@ -17,3 +19,4 @@ def get(name):
 
 __all__ = ["GAN", "DCGAN", "MODELS", "get"]
 __all__ += ["WGANGP", "SNGAN", "ConditionalGAN", "VAE", "BetaVAE", "ConditionalVAE"]
+__all__ += ["PixelCNN"]
