@@ -61,7 +61,7 @@ def test_pixelcnn_trains_evaluates_and_finetunes_from_yaml(tmp_path, capsys):
         "model": {"name": "PixelCNN", "num_classes": None, "filters": 4, "num_layers": 1,
                   "first_kernel_size": 3},
         "data": {"source": "digits", "batch_size": 32, "scaling": "sigmoid",
-                 "binarize": "dynamic", "image_size": 8},
+                 "binarize": "dynamic", "image_size": [8, 8]},
         "training": {"epochs": 1, "steps_per_epoch": 2, "num_samples": 4},
     }
     run = tmp_path / "run"
