@@ -144,8 +144,9 @@ class RewardFineTuning(MultiWorkerFitMixin, keras.Model):
                 raise ValueError("The policy is unconditional: dataset() takes no labels.")
             values = np.zeros(batch_size, np.int32)
         else:
-            values = self.policy.normalize_labels(labels, batch_size) if labels is not None \
-                else (np.arange(batch_size) % self.num_classes).astype(np.int32)
+            if labels is not None and np.ndim(labels):
+                labels = np.resize(np.asarray(labels), batch_size)  # cycled
+            values = self.policy.normalize_labels(labels, batch_size)
         return tf.data.Dataset.from_tensors(values).repeat()
 
     # ------------------------------------------------------------------ compile
