@@ -7,8 +7,11 @@ import tensorflow as tf
 
 import keras_aigc as ka
 from keras_aigc.models.autoregressive import pixel_distributions as pd
-from tests.harness import assert_config_round_trip, assert_keras_round_trip, \
-    assert_replicas_agree
+from tests.harness import (
+    assert_config_round_trip,
+    assert_keras_round_trip,
+    assert_replicas_agree,
+)
 
 ALL_2X2 = np.array(list(itertools.product([0.0, 1.0], repeat=4)), np.float32).reshape(16, 2, 2, 1)
 
