@@ -21,8 +21,10 @@ from keras_aigc import (  # noqa: E402
     losses,
     metrics,
     models,
+    rl,
     utils,
 )
 
-__all__ = ["callbacks", "data", "distribute", "export", "latent", "layers", "losses", "metrics", "models",
+__all__ = ["callbacks", "data", "distribute", "export", "latent", "layers", "losses", "metrics",
+           "models", "rl",
            "utils", "__version__"]

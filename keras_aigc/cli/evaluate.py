@@ -189,28 +189,32 @@ def evaluate_vae(model, config, args):
     data_kwargs["labels"] = True
     ds = data.load(source, split="test", shuffle=False, **data_kwargs)
     conditional = model.num_classes is not None
+    exact = model.exact_likelihood  # autoregressive models: exact log-likelihood, no ELBO
     elbos, lls = [], []
-    bar = _progbar(args.num_samples, f"ELBO and {args.nll_samples}-sample NLL on up to "
-                                     f"{args.num_samples} test examples")
+    what = "Exact NLL" if exact else f"ELBO and {args.nll_samples}-sample NLL"
+    bar = _progbar(args.num_samples, f"{what} on up to {args.num_samples} test examples")
     seen = 0
     for x, y in ds:
         if seen >= args.num_samples:
             break
         take = min(len(x), args.num_samples - seen)
         x, y = x[:take], (y[:take] if conditional else None)
-        elbos.append(_call_per_example(model.elbo, x, y))
+        if not exact:
+            elbos.append(_call_per_example(model.elbo, x, y))
         lls.append(_call_per_example(model.log_likelihood, x, y,
-                                     num_samples=args.nll_samples))
+                                     **({} if exact else {"num_samples": args.nll_samples})))
         seen += take
         bar.add(take)
-    elbo, ll = np.concatenate(elbos), np.concatenate(lls)
+    elbo = np.concatenate(elbos) if elbos else None
+    ll = np.concatenate(lls)
     return {
-        "test_elbo": float(elbo.mean()),
+        "test_elbo": None if elbo is None else float(elbo.mean()),
         "test_nll": float(-ll.mean()),
         "test_nll_std_error": float(ll.std(ddof=1) / np.sqrt(len(ll))) if len(ll) > 1 else None,
         # The model's own conversion (a Gaussian likelihood adds its pixel-bin width).
         "test_nll_bits_per_dim": float(model.bits_per_dim_from_log_likelihood(ll.mean())),
-        "nll_importance_samples": args.nll_samples,
+        "nll_importance_samples": None if exact else args.nll_samples,
+        "nll_method": "exact" if exact else "importance_sampled",
         "num_test_examples": int(len(ll)),
         "units": "nats per example (ELBO, NLL); bits per dimension",
     }

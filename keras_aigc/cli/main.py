@@ -7,6 +7,7 @@ import sys
 # Each module exposes add_parser(subparsers), which sets `func` on its parser.
 COMMANDS = ["train", "sample", "export", "train-features", "evaluate", "publish"]
 COMMANDS += ["credentials", "verify-image", "detect-watermark", "explore"]
+COMMANDS += ["finetune"]
 
 
 def build_parser():

@@ -1,5 +1,6 @@
 """Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
 
+from keras_aigc.models.autoregressive import PixelCNN
 from keras_aigc.models.base import GenerativeModel
 from keras_aigc.models.gan import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN
 from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
@@ -7,6 +8,7 @@ from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
 MODELS.update({"WGANGP": WGANGP, "SNGAN": SNGAN, "ConditionalGAN": ConditionalGAN})
 MODELS.update({"VAE": VAE, "BetaVAE": BetaVAE, "ConditionalVAE": ConditionalVAE})
+MODELS.update({"PixelCNN": PixelCNN})
 
 
 def get(name):
@@ -22,3 +24,4 @@ __all__ += ["WGANGP", "SNGAN", "ConditionalGAN", "VAE", "BetaVAE", "ConditionalV
 from keras_aigc.models.preset import load_preset as from_preset  # noqa: E402
 
 __all__ += ["from_preset"]
+__all__ += ["PixelCNN"]

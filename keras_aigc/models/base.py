@@ -63,6 +63,9 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
         evaluation: str. `"samples"`, or `"likelihood"` for models that also provide
             `elbo(x, labels=None)` and `log_likelihood(x, labels=None, num_samples=...)`
             per example in nats (see `keras-aigc evaluate`).
+        exact_likelihood: bool. `True` when `log_likelihood(x, labels=None)` is exact
+            (autoregressive models: no `elbo`, no `num_samples`); `False` for a bound or an
+            importance-sampled estimate.
         config_args: tuple of str. Constructor arguments `get_config` stores, each read
             from `config_value(name)` (by default the attribute of that name).
 
@@ -93,6 +96,7 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
     conditional = False
     family = "generative"
     evaluation = "samples"
+    exact_likelihood = False
     config_args = ()
 
     # ------------------------------------------------------------------- data
