@@ -57,6 +57,7 @@ class MomentMatcher(GenerativeModel):
         x = keras.layers.Dense(int(np.prod(image_shape)), activation="tanh")(h)
         self.net = keras.Model([z, labels], keras.layers.Reshape(self.image_shape)(x))
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True  # its one network is built: export and save need no data
 
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
