@@ -249,12 +249,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def _restore(self, meta):
         weights = os.path.join(self.backup_dir, meta["weights"])
         state = os.path.join(self.backup_dir, meta["state"])
-        from keras_aigc.models.base import GenerativeModel
-
-        if isinstance(self.model, GenerativeModel):  # the contract builds all its optimizers
-            self.model.build_optimizers()
-        elif self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.build_optimizers()  # the contract builds all of a model's optimizers
         self.model.load_weights(weights)
         extra = _extra_variables(self.model)
         with np.load(state) as saved:
