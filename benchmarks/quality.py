@@ -169,7 +169,6 @@ def evaluate(args):
     t0, c0 = time.time(), _cpu_seconds()
     model = keras.models.load_model(os.path.join(args.run_dir, args.model))
     extractor = _extractor()
-    test, _ = _test_features(extractor)
     num_classes = getattr(model, "num_classes", None)
     generator = model.generator if args.raw_generator else None
     images = []
@@ -185,6 +184,7 @@ def evaluate(args):
             images.append(np.asarray(generator(inputs, training=False), np.float32))
     images = np.concatenate(images)
     fake = extractor(images, value_range=tuple(model.value_range))
+    test, _ = _test_features(extractor)  # cached (or being cached by another process)
     row = {"name": f"{type(model).__name__}"
                    + (" (raw generator, no EMA)" if args.raw_generator else ""),
            "run_dir": os.path.abspath(args.run_dir), "model_file": args.model,

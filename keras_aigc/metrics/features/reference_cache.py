@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import time
 
 import numpy as np
 
@@ -35,8 +36,31 @@ def extractor_key(extractor):
     return key
 
 
+def _acquire(lock):
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        if _holder_alive(lock):
+            return False
+        os.remove(lock)  # left by a process that died
+        return _acquire(lock)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def _holder_alive(lock):
+    try:
+        with open(lock) as f:
+            pid = int(f.read().strip() or 0)
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def reference_features(extractor, images, value_range=(0.0, 255.0), cache_dir=None,
-                       stream=None):
+                       stream=None, poll_seconds=5.0):
     """`(N, D)` features of real `images`, read from the cache when computed before.
 
     The cache entry is keyed by the sha256 of the images, the network (name and weights
@@ -49,6 +73,8 @@ def reference_features(extractor, images, value_range=(0.0, 255.0), cache_dir=No
         value_range: tuple. Pixel range of `images`. Defaults to `(0, 255)`.
         cache_dir: str or None. Defaults to `default_cache_dir()`.
         stream: file or None. Where to say whether the cache was hit.
+        poll_seconds: float. While another process computes the same entry (it holds
+            `<entry>.lock`), wait this long between checks instead of computing it again.
 
     Returns:
         `(features, info)`: float32 features and a dict with the cache path and key.
@@ -74,11 +100,22 @@ def reference_features(extractor, images, value_range=(0.0, 255.0), cache_dir=No
                 return feats, {"cache": path, "cache_hit": True, **key}
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is recomputed and replaced below
-    feats = np.asarray(extractor(images, value_range=value_range), np.float32)
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, features=feats, key=json.dumps(key, sort_keys=True))
-    os.replace(tmp, path)
+    lock = path + ".lock"
+    if not _acquire(lock):
+        # Another process computes the same entry: wait for it rather than duplicate it.
+        if stream is not None:
+            print(f"Waiting for another process to write {path}", file=stream)
+        while os.path.exists(lock) and _holder_alive(lock):
+            time.sleep(poll_seconds)
+        return reference_features(extractor, images, value_range, cache_dir, stream)
+    try:
+        feats = np.asarray(extractor(images, value_range=value_range), np.float32)
+        tmp = f"{path}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, features=feats, key=json.dumps(key, sort_keys=True))
+        os.replace(tmp, path)
+    finally:
+        os.remove(lock)
     if stream is not None:
         print(f"Reference features cached: {path}", file=stream)
     return feats, {"cache": path, "cache_hit": False, **key}
