@@ -105,11 +105,14 @@ def _split_kwargs(config):
 def get_extractor(args, config):
     from keras_aigc.metrics import features
 
+    fid_weights = getattr(args, "fid_weights", None)
+    fid_download = getattr(args, "fid_download", False)
     if args.features is None:
-        args.features = ("fid" if args.fid_download
-                         or features.fid_weights_available(args.fid_weights) else "domain")
+        # The standard network when it is available, unless a domain classifier was named.
+        args.features = ("fid" if not args.features_dir and (
+            fid_download or features.fid_weights_available(fid_weights)) else "domain")
     if args.features == "fid":
-        return features.FIDInception(weights=args.fid_weights, download=args.fid_download)
+        return features.FIDInception(weights=fid_weights, download=fid_download)
     if args.features == "inception":
         return features.InceptionFeatures(weights=args.inception_weights)
     data = config["data"]
