@@ -131,6 +131,35 @@ def run_one(name, timeout, quick, reuse=False):
     return status, "\n".join(body)
 
 
+# Quality recipes (configs/) run by --quality, in priority order.
+QUALITY_RECIPES = ["dcgan_mnist_quality", "cgan_mnist_quality", "sngan_mnist",
+                   "wgan_gp_mnist"]
+
+
+def run_quality(args):
+    """Floor check, then train + evaluate each recipe; the table goes into RESULTS.md."""
+    script = os.path.join(HERE, "quality.py")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+
+    def call(*cmd):
+        print("[run_all] " + " ".join(cmd), file=sys.stderr, flush=True)
+        return subprocess.run([sys.executable, script, *cmd], cwd=ROOT, env=env).returncode
+
+    call("floor")
+    for name in QUALITY_RECIPES:
+        run_dir = os.path.join(args.runs_dir, name)
+        if call("train", os.path.join("configs", f"{name}.yaml"), run_dir,
+                "--budget-minutes", str(2 * args.budget_minutes)) == 0:
+            call("evaluate", run_dir)
+    table_path = os.path.join(HERE, "results", "quality.md")
+    subprocess.run([sys.executable, script, "table"], cwd=ROOT,
+                   env=dict(env, KERAS_AIGC_BENCH_MARKDOWN=table_path))
+    with open(table_path) as f:
+        print(f.read())
+    print(f"Table in {table_path}; paste it into RESULTS.md's quality section.")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Regenerate benchmarks/RESULTS.md.")
     p.add_argument("--quick", action="store_true", help="Smallest budget of each script.")
@@ -139,8 +168,19 @@ def main(argv=None):
     p.add_argument("--reuse", nargs="*", default=(),
                    help="Include these scripts' last tables from benchmarks/results/ "
                         "instead of re-running them (marked as such).")
+    p.add_argument("--quality", action="store_true",
+                   help="Train every recipe of QUALITY_RECIPES within --budget-minutes and "
+                        "score it with the standard FID network (benchmarks/quality.py); "
+                        "the FID floor check comes first.")
+    p.add_argument("--budget-minutes", type=float, default=60.0,
+                   help="Wall minutes on 2 cores per recipe; the CPU-time limit is twice "
+                        "this (default 60 -> 120 CPU-minutes).")
+    p.add_argument("--runs-dir", default=os.path.join(ROOT, "..", "runs", "quality"),
+                   help="Where the quality runs' directories go (outside the repo).")
     p.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"))
     args = p.parse_args(argv)
+    if args.quality:
+        return run_quality(args)
     sections = [header()]
     for name, title in BENCHMARKS:
         if args.only and name not in args.only:

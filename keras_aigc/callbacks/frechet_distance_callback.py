@@ -17,8 +17,11 @@ class FrechetDistanceCallback(keras.callbacks.Callback):
     the logged value is identical across workers.
 
     Args:
-        feature_extractor: callable. `extractor(images, value_range=...)` -> `(N, D)`
-            features, e.g. `keras_aigc.metrics.features.DomainFeatures`.
+        feature_extractor: callable or None. `extractor(images, value_range=...)` ->
+            `(N, D)` features, e.g. `keras_aigc.metrics.features.DomainFeatures`. `None`
+            uses the standard FID network (`FIDInception`) when its weights are available
+            (`KERAS_AIGC_FID_WEIGHTS`), and otherwise fails naming how to provide them.
+            `network` then names the extractor that produced the values.
         real: array `(N, H, W, C)` of real images, or a `FeatureStatistics` of their
             features.
         real_value_range: tuple. Pixel range of `real` images. Defaults to `(0, 255)`.
@@ -50,10 +53,15 @@ class FrechetDistanceCallback(keras.callbacks.Callback):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got "
                                  f"{name}={value!r}.")
+        if feature_extractor is None:
+            from keras_aigc.metrics.features import FIDInception
+
+            feature_extractor = FIDInception(verbose=0)
         if not callable(feature_extractor):
             raise ValueError("feature_extractor must be callable as "
                              "extractor(images, value_range=...).")
         self.feature_extractor = feature_extractor
+        self.network = getattr(feature_extractor, "name", type(feature_extractor).__name__)
         self.real = real
         self.real_value_range = tuple(real_value_range)
         self.num_samples = num_samples

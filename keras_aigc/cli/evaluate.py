@@ -8,7 +8,7 @@ import time
 import numpy as np
 import yaml
 
-FEATURES = ("domain", "inception")
+FEATURES = ("fid", "domain", "inception")
 
 
 def add_parser(subparsers):
@@ -22,8 +22,21 @@ def add_parser(subparsers):
     p.add_argument("--num-samples", type=int, default=10000,
                    help="Generated samples (GANs) or test examples (VAEs); real sets are "
                         "capped by the test split size. Default: 10000.")
-    p.add_argument("--features", choices=FEATURES, default="domain",
-                   help="Feature extractor for GAN metrics (default: domain).")
+    p.add_argument("--features", choices=FEATURES, default=None,
+                   help="Feature extractor for GAN metrics: fid (the standard 2015 Inception "
+                        "graph of published FIDs), domain (a fast download-free classifier "
+                        "of the data) or inception (Keras' ImageNet InceptionV3, FID-like). "
+                        "Default: fid when its weights are available (--fid-weights or "
+                        "KERAS_AIGC_FID_WEIGHTS), else domain.")
+    p.add_argument("--fid-weights", default=None,
+                   help="weights.npz of the standard FID network (or set "
+                        "KERAS_AIGC_FID_WEIGHTS).")
+    p.add_argument("--fid-download", action="store_true",
+                   help="Download the published converted FID weights (sha256 checked) when "
+                        "none are given.")
+    p.add_argument("--cache-dir", default=None,
+                   help="Cache of real-data features (default: $KERAS_AIGC_CACHE or "
+                        "~/.keras/keras_aigc).")
     p.add_argument("--features-dir", default=None,
                    help="Directory of a domain classifier (default: RUN_DIR/features, then "
                         "the cache of the data source written by `keras-aigc "
@@ -87,6 +100,14 @@ def _split_kwargs(config):
 def get_extractor(args, config):
     from keras_aigc.metrics import features
 
+    fid_weights = getattr(args, "fid_weights", None)
+    fid_download = getattr(args, "fid_download", False)
+    if args.features is None:
+        # The standard network when it is available, unless a domain classifier was named.
+        args.features = ("fid" if not args.features_dir and (
+            fid_download or features.fid_weights_available(fid_weights)) else "domain")
+    if args.features == "fid":
+        return features.FIDInception(weights=fid_weights, download=fid_download)
     if args.features == "inception":
         return features.InceptionFeatures(weights=args.inception_weights)
     data = config["data"]
@@ -117,10 +138,12 @@ def evaluate_gan(model, config, args):
     extractor = get_extractor(args, config)
     real, _, _ = data.load_arrays(config["data"]["source"], "test", **_split_kwargs(config))
     rng = np.random.default_rng(args.seed)
-    real = real[rng.permutation(len(real))[:args.num_samples]]
-    real_feats = np.concatenate([
-        extractor(real[i:i + args.batch_size], value_range=(0.0, 255.0))
-        for i in range(0, len(real), args.batch_size)])
+    if args.num_samples < len(real):
+        # A random subset; the whole split keeps its order, so its cached features match.
+        real = real[rng.permutation(len(real))[:args.num_samples]]
+    real_feats, cache = m.features.reference_features(
+        extractor, real, value_range=(0.0, 255.0),
+        cache_dir=getattr(args, "cache_dir", None), stream=sys.stderr)
 
     num_classes = model.num_classes
     value_range = tuple(model.value_range)
@@ -155,6 +178,8 @@ def evaluate_gan(model, config, args):
         "precision": pr["precision"], "recall": pr["recall"],
         "num_real": int(len(real_feats)), "num_generated": int(len(fake_feats)),
         "features": extractor.name, "feature_dim": int(extractor.dim),
+        "features_preprocessing": getattr(extractor, "preprocessing", None),
+        "reference_cache": cache["cache"],
     }
     if probs:
         probs = np.concatenate(probs)

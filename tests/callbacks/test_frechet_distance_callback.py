@@ -33,4 +33,10 @@ def test_bad_arguments():
                                          "num_samples=1"):
         FrechetDistanceCallback(lambda x, value_range: x, np.zeros((4, 8, 8, 1)), num_samples=1)
     with pytest.raises(ValueError, match="feature_extractor must be callable"):
-        FrechetDistanceCallback(None, np.zeros((4, 8, 8, 1)))
+        FrechetDistanceCallback("not callable", np.zeros((4, 8, 8, 1)))
+
+
+def test_default_extractor_is_the_fid_network_and_fails_clearly_without_weights(monkeypatch):
+    monkeypatch.delenv("KERAS_AIGC_FID_WEIGHTS", raising=False)
+    with pytest.raises(FileNotFoundError, match="KERAS_AIGC_FID_WEIGHTS"):
+        FrechetDistanceCallback(None, np.zeros((4, 8, 8, 1), np.uint8))

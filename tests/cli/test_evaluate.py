@@ -169,3 +169,36 @@ def test_inception_features_offline_fail_with_instructions(tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError, match="--inception-weights PATH"):
         evaluate.get_extractor(eval_args(tmp_path, features="inception"),
                                {"data": {"source": "digits"}})
+
+
+def test_default_features_are_the_fid_network_when_its_weights_exist(tmp_path, monkeypatch):
+    from keras_aigc.metrics import features
+
+    built = []
+
+    class StubFID:
+        def __init__(self, weights=None, download=False):
+            built.append((weights, download))
+
+    monkeypatch.setattr(features, "FIDInception", StubFID)
+    weights = tmp_path / "weights.npz"
+    weights.write_bytes(b"x")
+    config = {"data": {"source": "digits"}}
+    monkeypatch.setenv("KERAS_AIGC_FID_WEIGHTS", str(weights))
+    args = eval_args(tmp_path, features=None, fid_weights=None, fid_download=False)
+    assert isinstance(evaluate.get_extractor(args, config), StubFID)
+    assert args.features == "fid" and built == [(None, False)]
+    # Without weights the fast domain classifier stays the default (and says how to get one).
+    monkeypatch.delenv("KERAS_AIGC_FID_WEIGHTS")
+    monkeypatch.setenv("KERAS_AIGC_CACHE", str(tmp_path / "empty_cache"))
+    args = eval_args(tmp_path, features=None, fid_weights=None, fid_download=False)
+    with pytest.raises(FileNotFoundError, match="keras-aigc train-features"):
+        evaluate.get_extractor(args, config)
+    assert args.features == "domain" and len(built) == 1
+
+
+def test_fid_features_without_weights_name_the_three_ways(tmp_path, monkeypatch):
+    monkeypatch.delenv("KERAS_AIGC_FID_WEIGHTS", raising=False)
+    args = eval_args(tmp_path, features="fid", fid_weights=None, fid_download=False)
+    with pytest.raises(FileNotFoundError, match="--fid-weights PATH.*KERAS_AIGC_FID_WEIGHTS"):
+        evaluate.get_extractor(args, {"data": {"source": "digits"}})
