@@ -5,5 +5,7 @@ from keras_aigc.callbacks.backup_and_restore import BackupAndRestore
 from keras_aigc.callbacks.frechet_distance_callback import FrechetDistanceCallback
 from keras_aigc.callbacks.kl_warmup import KLWarmup
 from keras_aigc.callbacks.sample_grid import SampleGrid
+from keras_aigc.callbacks.streaming_backup_and_restore import StreamingBackupAndRestore
 
-__all__ = ["BackupAndRestore", "FrechetDistanceCallback", "KLWarmup", "SampleGrid"]
+__all__ = ["BackupAndRestore", "FrechetDistanceCallback", "KLWarmup", "SampleGrid",
+           "StreamingBackupAndRestore"]

@@ -5,7 +5,7 @@ import importlib
 import sys
 
 # Each module exposes add_parser(subparsers), which sets `func` on its parser.
-COMMANDS = ["train", "sample", "export", "train-features", "evaluate"]
+COMMANDS = ["train", "sample", "export", "train-features", "evaluate", "prepare"]
 
 
 def build_parser():

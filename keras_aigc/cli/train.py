@@ -138,8 +138,11 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
             keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False),
         ]
         if training.backup_freq is not None:
-            callbacks.append(cb.BackupAndRestore(os.path.join(run_dir, "backup"),
-                                                 save_freq=training.backup_freq))
+            # Streamed records resume their tf.data iterator instead of replaying batches.
+            backup_cls = (cb.StreamingBackupAndRestore if str(source).startswith("records:")
+                          else cb.BackupAndRestore)
+            callbacks.append(backup_cls(os.path.join(run_dir, "backup"),
+                                        save_freq=training.backup_freq))
         callbacks.extend(extra_callbacks)
         print(f"Strategy: {distribute.describe(strategy)}; global batch "
               f"{data_kwargs['batch_size']}", file=stream)

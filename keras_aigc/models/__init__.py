@@ -2,10 +2,14 @@
 
 from keras_aigc.models.gan import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN
 from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
+from keras_aigc.models.gan import ConditionalResNetGAN, ResNetGAN  # noqa: E402
+from keras_aigc.models.vae.resnet_vae import ResNetVAE  # noqa: E402
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
 MODELS.update({"WGANGP": WGANGP, "SNGAN": SNGAN, "ConditionalGAN": ConditionalGAN})
 MODELS.update({"VAE": VAE, "BetaVAE": BetaVAE, "ConditionalVAE": ConditionalVAE})
+MODELS.update({"ResNetGAN": ResNetGAN, "ConditionalResNetGAN": ConditionalResNetGAN,
+               "ResNetVAE": ResNetVAE})
 
 
 def get(name):
@@ -17,3 +21,4 @@ def get(name):
 
 __all__ = ["GAN", "DCGAN", "MODELS", "get"]
 __all__ += ["WGANGP", "SNGAN", "ConditionalGAN", "VAE", "BetaVAE", "ConditionalVAE"]
+__all__ += ["ResNetGAN", "ConditionalResNetGAN", "ResNetVAE"]
