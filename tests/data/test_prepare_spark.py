@@ -17,7 +17,9 @@ from keras_aigc.data.prepare import dedup, images
 
 SIZE = 64
 PARAMS = dict(image_size=SIZE, min_size=32, validation_fraction=0.2, test_fraction=0.2,
-              records_per_shard=8)
+              records_per_shard=8, num_partitions=2)
+# Spark on a loaded 2-core machine: a prepare run can take minutes there (seconds idle).
+SPARK_TIMEOUT = pytest.mark.timeout(3000)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,8 @@ def spark():
     from keras_aigc.data.prepare import spark_session
 
     session = spark_session("local[2]", conf={"spark.ui.enabled": "false",
-                                              "spark.ui.showConsoleProgress": "false"})
+                                              "spark.ui.showConsoleProgress": "false",
+                                              "spark.default.parallelism": "2"})
     yield session
     session.stop()
 
@@ -155,6 +158,7 @@ def expected_splits(base, cluster_members=()):
 
 
 @pytest.mark.slow
+@SPARK_TIMEOUT
 def test_prepare_end_to_end_counts_and_shards(spark, tmp_path):
     from keras_aigc.data.prepare import prepare
 
@@ -215,6 +219,7 @@ def test_prepare_end_to_end_counts_and_shards(spark, tmp_path):
 
 
 @pytest.mark.slow
+@SPARK_TIMEOUT
 def test_split_stability_and_clusters_never_straddle(spark, tmp_path):
     from keras_aigc.data.prepare import prepare
 
@@ -243,6 +248,7 @@ def test_split_stability_and_clusters_never_straddle(spark, tmp_path):
 
 
 @pytest.mark.slow
+@SPARK_TIMEOUT
 def test_prepare_npz_matches_arrays(spark, tmp_path):
     from keras_aigc.data.prepare import prepare
 
@@ -254,7 +260,7 @@ def test_prepare_npz_matches_arrays(spark, tmp_path):
     np.savez(path, x_train=x[:30], y_train=y[:30], x_test=x[30:], y_test=y[30:])
     meta = prepare(f"npz:{path}", str(tmp_path / "out"), spark=spark, image_format="raw",
                    near_duplicates="off", min_size=8, validation_fraction=0.2,
-                   test_fraction=0.2)
+                   test_fraction=0.2, num_partitions=2)
     assert meta["image_shape"] == [32, 32, 1]
     assert meta["dropped"]["exact_duplicate"] == 1
     assert sum(v["num_examples"] for v in meta["splits"].values()) == 39

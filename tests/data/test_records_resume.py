@@ -16,7 +16,7 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resume_worker
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _run(job, tmp_path, tag, kill_after=None, timeout=300):
+def _run(job, tmp_path, tag, kill_after=None, timeout=1500):
     path = str(tmp_path / f"{tag}.json")
     with open(path, "w") as f:
         json.dump(job, f)
@@ -49,7 +49,9 @@ def _lines(path):
         return [json.loads(line) for line in f if line.strip().endswith("}")]
 
 
+# Generous bounds: three fresh TensorFlow processes on a possibly loaded machine.
 @pytest.mark.slow
+@pytest.mark.timeout(4800)
 def test_killed_run_resumes_with_the_next_batch(tmp_path):
     records = str(tmp_path / "records")
     write_records(records, random_images(100), np.zeros(100, int), shards=(3, 1, 1))

@@ -201,32 +201,49 @@ def _run(spark, source, output, params, items, class_names, unlabeled, num_parti
         rows.unpersist()
 
 
+def _merge_skips(a, b):
+    return a[0] + b[0], sorted(a[1] + b[1])[:EXAMPLES_PER_REASON]
+
+
+def _merge_unique(a, b):
+    # Smallest (id, ...) wins (deterministic); the count sums the copies.
+    keep = a if a[0] <= b[0] else b
+    return keep[:4] + (a[4] + b[4],)
+
+
+def _merge_stats(a, b):
+    return a[0] + b[0], a[1] + b[1], a[2] | b[2]
+
+
 def _stages(sc, rows, source, output, params, class_names, unlabeled):
-    skips = rows.filter(lambda r: r[0] == "skip")
+    # Few actions: each one is a round of Spark tasks.
+    skips = rows.filter(lambda r: r[0] == "skip").map(
+        lambda r: (r[1], (1, [f"{r[2]}: {r[3]}"[:300]]))).reduceByKey(_merge_skips).collect()
     dropped = {reason: 0 for reason in images.REASONS}
-    dropped.update(skips.map(lambda r: (r[1], 1)).reduceByKey(lambda a, b: a + b).collectAsMap())
-    examples = {r: sorted(v)[:EXAMPLES_PER_REASON] for r, v in skips.map(
-        lambda r: (r[1], [f"{r[2]}: {r[3]}"[:300]])).reduceByKey(
-        lambda a, b: sorted(a + b)[:EXAMPLES_PER_REASON]).collect()}
+    examples = {}
+    for reason, (count, ex) in skips:
+        dropped[reason] += count
+        examples[reason] = ex
     dropped[images.UNLABELED] += len(unlabeled)
     if unlabeled:
         examples[images.UNLABELED] = [f"{u}: no class folder or CSV row"
                                       for u in unlabeled[:EXAMPLES_PER_REASON]]
 
     ok = rows.filter(lambda r: r[0] == "ok").map(lambda r: r[1])
-    n_valid = ok.count()
+    # Exact duplicates: one record per pixel hash (smallest id wins: deterministic).
+    unique = ok.map(lambda r: (r["sha"], (r["id"], r["phash"], r["label"], tuple(r["shape"]), 1)))
+    cached = unique.reduceByKey(_merge_unique).cache()
+    n_valid, n_unique, shapes = cached.map(lambda kv: (kv[1][4], 1, {kv[1][3]})).fold(
+        (0, 0, set()), _merge_stats)
     if n_valid == 0:
         raise ValueError(f"SOURCE {source!r}: no usable image (dropped: "
                          f"{ {k: v for k, v in dropped.items() if v} }; examples: {examples}).")
-    # Exact duplicates: one record per pixel hash (smallest id wins: deterministic).
-    unique = ok.map(lambda r: (r["sha"], (r["id"], r["phash"], r["label"]))).reduceByKey(min)
-    unique = unique.map(lambda kv: (kv[0], kv[1][1], kv[1][2])).cache()
-    n_unique = unique.count()
     dropped[images.EXACT_DUPLICATE] = n_valid - n_unique
-    shapes = sorted(set(ok.map(lambda r: tuple(r["shape"])).distinct().collect()))
+    shapes = sorted(shapes)
     if len(shapes) != 1:
         raise ValueError(f"SOURCE {source!r}: images have {len(shapes)} different shapes "
                          f"({shapes[:5]}); pass --image-size N to resize them to N x N.")
+    unique = cached.map(lambda kv: (kv[0], kv[1][1], kv[1][2]))
 
     # Near duplicates: LSH bands of the pHash, Hamming distance within band groups.
     cluster_of = {}
@@ -259,7 +276,7 @@ def _stages(sc, rows, source, output, params, class_names, unlabeled):
     counts = (unique.filter(lambda t: t[0] not in b_drop.value)
               .map(lambda t: ((split_for(t[0]), t[2]), 1)).reduceByKey(lambda a, b: a + b)
               .collectAsMap())
-    unique.unpersist()
+    cached.unpersist()
     per_split = {s: sum(v for (sp, _), v in counts.items() if sp == s) for s in SPLIT_ORDER}
     layout, offsets = [], {}
     for s in SPLIT_ORDER:
