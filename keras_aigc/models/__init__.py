@@ -1,9 +1,16 @@
 """Generative models as `keras.Model` subclasses; see `get()` for lookup by name."""
 
-from keras_aigc.models.gan import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN
+from keras_aigc.models.gan import (
+    DCGAN,
+    GAN,
+    SNGAN,
+    WGANGP,
+    ConditionalGAN,
+    ConditionalResNetGAN,
+    ResNetGAN,
+)
 from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
-from keras_aigc.models.gan import ConditionalResNetGAN, ResNetGAN  # noqa: E402
-from keras_aigc.models.vae.resnet_vae import ResNetVAE  # noqa: E402
+from keras_aigc.models.vae.resnet_vae import ResNetVAE
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
 MODELS.update({"WGANGP": WGANGP, "SNGAN": SNGAN, "ConditionalGAN": ConditionalGAN})

@@ -14,7 +14,6 @@ from PIL import Image
 
 from keras_aigc.data.prepare import dedup, images
 
-
 SIZE = 64
 PARAMS = dict(image_size=SIZE, min_size=32, validation_fraction=0.2, test_fraction=0.2,
               records_per_shard=8, num_partitions=2)
@@ -34,9 +33,10 @@ def spark():
 
 
 def smooth_image(rng, size=SIZE, mode="RGB"):
-    """A random image of smooth blobs: its pHash survives JPEG and resizing."""
+    """A random image of blobs (12x12 noise upsampled): photo-like low frequencies, so its
+    pHash survives JPEG and resizing (6x6 noise leaves most DCT terms near the median)."""
     channels = 1 if mode == "L" else 3
-    small = rng.integers(0, 256, (6, 6, channels), dtype=np.uint8)
+    small = rng.integers(0, 256, (12, 12, channels), dtype=np.uint8)
     im = Image.fromarray(small[..., 0] if channels == 1 else small).resize((size, size),
                                                                           Image.BICUBIC)
     return im
@@ -104,7 +104,7 @@ def plant_everything(root):
     Image.open(base[4]).save(os.path.join(root, "dog", "same_pixels.bmp"))
     # Near duplicates: recompressed, resized, one-pixel edit.
     Image.open(base[5]).convert("RGB").save(os.path.join(root, "dog", "recompressed.jpg"),
-                                            quality=70)
+                                            quality=80)
     Image.open(base[6]).resize((96, 96), Image.BICUBIC).save(
         os.path.join(root, "cat", "resized.png"))
     edited = np.array(Image.open(base[7]))
@@ -230,7 +230,7 @@ def test_split_stability_and_clusters_never_straddle(spark, tmp_path):
     for i in range(0, 10):
         src = base[i]
         dst = os.path.join(os.path.dirname(src), f"near{i}.jpg")
-        Image.open(src).convert("RGB").save(dst, quality=75)
+        Image.open(src).convert("RGB").save(dst, quality=85)
         pairs.append((src, dst))
     opts = dict(PARAMS, near_duplicates="keep")
     meta = prepare(f"dir:{root}", str(tmp_path / "a"), spark=spark, **opts)

@@ -255,7 +255,7 @@ def _stages(sc, rows, source, output, params, class_names, unlabeled):
                  .groupByKey().flatMap(lambda g: _pairs(g, md)).distinct().collect())
         cluster_of = dedup.clusters(edges)
         sizes = {}
-        for node, root in cluster_of.items():
+        for root in cluster_of.values():
             sizes[root] = sizes.get(root, 0) + 1
         hist = {}
         for s in sizes.values():

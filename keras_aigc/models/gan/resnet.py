@@ -73,12 +73,14 @@ def g_block(x, labels, channels, num_classes, synchronized, name):
     h = _norm(x, labels, num_classes, synchronized, f"{name}_bn1")
     h = keras.layers.ReLU(name=f"{name}_relu1")(h)
     h = keras.layers.UpSampling2D(2, name=f"{name}_up")(h)
-    h = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
+    # No biases: every output here is batch-normalized next (after the residual sum), so a
+    # bias would get a zero gradient, and Adam turns that numerical noise into steps.
+    h = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv1")(h)
     h = _norm(h, labels, num_classes, synchronized, f"{name}_bn2")
     h = keras.layers.ReLU(name=f"{name}_relu2")(h)
-    h = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv2")(h)
+    h = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv2")(h)
     s = keras.layers.UpSampling2D(2, name=f"{name}_sc_up")(x)
-    s = keras.layers.Conv2D(channels, 1, name=f"{name}_sc_conv")(s)
+    s = keras.layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_sc_conv")(s)
     return keras.layers.Add(name=f"{name}_add")([h, s])
 
 
@@ -94,7 +96,8 @@ def build_resnet_generator(image_shape, latent_dim, g_channels, num_classes=None
     up = 2 ** (len(g_channels) - 1)
     z = keras.Input((latent_dim,), name="z")
     labels = keras.Input((), dtype="int32", name="labels") if num_classes else None
-    x = keras.layers.Dense((h // up) * (w // up) * g_channels[0], name="project")(z)
+    x = keras.layers.Dense((h // up) * (w // up) * g_channels[0], use_bias=False,
+                           name="project")(z)
     x = keras.layers.Reshape((h // up, w // up, g_channels[0]), name="reshape")(x)
     for i, ch in enumerate(g_channels[1:]):
         x = g_block(x, labels, ch, num_classes, sync_batchnorm, f"block{i}")
