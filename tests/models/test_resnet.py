@@ -108,7 +108,9 @@ def test_vae_likelihoods_train(likelihood):
     hist = vae.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
     assert np.all(np.isfinite(hist.history["elbo"]))
     out = vae.generate(3, seed=0)
-    assert out.shape == (3, 8, 8, 3) and out.min() >= 0 and out.max() <= 1
+    assert out.shape == (3, 8, 8, 3) and np.all(np.isfinite(out))
+    if likelihood != "gaussian":  # the Gaussian mean is the unbounded location
+        assert out.min() >= 0 and out.max() <= 1
 
 
 def test_vae_harness(tmp_path):
@@ -138,7 +140,7 @@ def test_export_bundle_parity(make, tmp_path):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(architecture="resnet48"), "Unrecognized architecture='resnet48'"),
-    (dict(image_shape=(12, 12, 3), g_channels=(8, 8, 8), d_channels=(8, 8)),
+    (dict(image_shape=(10, 10, 3), g_channels=(8, 8, 8), d_channels=(8, 8)),
      "divisible by 4"),
     (dict(g_channels=(8,)), "g_channels must hold at least two"),
 ])

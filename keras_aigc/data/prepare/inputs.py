@@ -10,6 +10,7 @@ import os
 import zipfile
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from keras_aigc.data.prepare import images as _images
 
@@ -130,9 +131,11 @@ def _npz_lengths(spec, path):
     lengths = {}
     with zipfile.ZipFile(path) as z:
         for k in keys:
-            with z.open(k + ".npy") as f:
-                version = np.lib.format.read_magic(f)
-                shape, _, _ = np.lib.format._read_array_header(f, version)
+            with z.open(k + ".npy") as f:  # the header only, not the array
+                version = npy_format.read_magic(f)
+                read = (npy_format.read_array_header_1_0 if version == (1, 0)
+                        else npy_format.read_array_header_2_0)
+                shape, _, _ = read(f)
             lengths[k] = shape[0]
             if shape[0] != len(labels[k]):
                 raise ValueError(f"SOURCE {spec!r}: {k} has {shape[0]} images but "
