@@ -229,8 +229,10 @@ def test_split_stability_and_clusters_never_straddle(spark, tmp_path):
     pairs = []
     for i in range(0, 10):
         src = base[i]
-        dst = os.path.join(os.path.dirname(src), f"near{i}.jpg")
-        Image.open(src).convert("RGB").save(dst, quality=85)
+        dst = os.path.join(os.path.dirname(src), f"near{i}.png")
+        edited = np.array(Image.open(src).convert("RGB"))
+        edited[i, 2 * i] = 255 - edited[i, 2 * i]  # a one-pixel edit
+        Image.fromarray(edited).save(dst)
         pairs.append((src, dst))
     opts = dict(PARAMS, near_duplicates="keep")
     meta = prepare(f"dir:{root}", str(tmp_path / "a"), spark=spark, **opts)
