@@ -6,6 +6,7 @@ can run it without TensorFlow (it is shipped to them by value).
 
 import hashlib
 import io
+import re
 import warnings
 
 import numpy as np
@@ -30,6 +31,9 @@ class Skip(Exception):
     """An input that is dropped, with one of `REASONS`."""
 
     def __init__(self, reason, detail=""):
+        # Object reprs ("<_io.BytesIO object at 0x7f...>") would make dataset.json differ
+        # between identical runs.
+        detail = re.sub(r" at 0x[0-9a-fA-F]+", "", str(detail))
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
