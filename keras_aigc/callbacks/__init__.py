@@ -6,6 +6,7 @@ from keras_aigc.callbacks.frechet_distance_callback import FrechetDistanceCallba
 from keras_aigc.callbacks.hparams_logger import HParamsLogger
 from keras_aigc.callbacks.kl_warmup import KLWarmup
 from keras_aigc.callbacks.sample_grid import SampleGrid
+from keras_aigc.callbacks.streaming_backup_and_restore import StreamingBackupAndRestore
 
 __all__ = ["BackupAndRestore", "CorruptBackupError", "FrechetDistanceCallback", "HParamsLogger",
-           "KLWarmup", "SampleGrid"]
+           "KLWarmup", "SampleGrid", "StreamingBackupAndRestore"]

@@ -8,6 +8,7 @@ import sys
 COMMANDS = ["train", "sample", "export", "train-features", "evaluate", "publish"]
 COMMANDS += ["credentials", "verify-image", "detect-watermark", "explore"]
 COMMANDS += ["finetune"]
+COMMANDS += ["prepare"]
 
 
 def build_parser():

@@ -145,8 +145,12 @@ def make_callbacks(out_dir, run_dir, training, extra_callbacks=(), config=None, 
         *after_tb,
     ]
     if training.backup_freq is not None:
-        callbacks.append(cb.BackupAndRestore(os.path.join(run_dir, "backup"),
-                                             save_freq=training.backup_freq))
+        # Streamed records resume their tf.data iterator instead of replaying batches.
+        source = str(((config or {}).get("data") or {}).get("source", ""))
+        backup_cls = (cb.StreamingBackupAndRestore if source.startswith("records:")
+                      else cb.BackupAndRestore)
+        callbacks.append(backup_cls(os.path.join(run_dir, "backup"),
+                                    save_freq=training.backup_freq))
     callbacks.extend(extra_callbacks)
     return samples, callbacks
 

@@ -182,6 +182,11 @@ def load_arrays(source, split="train", *, validation_fraction=0.1, test_fraction
         `(images, labels, info)`: uint8 `(N, H, W, C)`, int64 `(N,)` and a `DatasetInfo`.
     """
     _check_args(split, 1, "tanh", None, validation_fraction, test_fraction)
+    if isinstance(source, str) and source.startswith("records:"):
+        from keras_aigc.data import records
+
+        x, y, _, meta = records.read_arrays(source[len("records:"):], split, source)
+        return x, y, records_info(source, split, meta)
     size = tuple(int(v) for v in image_size) if image_size is not None else None
     splits, names, skipped, removed = _prepared(
         source, data_dir, size, color_mode, bool(deduplicate), float(validation_fraction),
@@ -204,10 +209,31 @@ def load_arrays(source, split="train", *, validation_fraction=0.1, test_fraction
     return x, y, info
 
 
+def records_info(source, split, meta=None):
+    """`DatasetInfo` of a `records:DIR` split, from its dataset.json alone."""
+    from keras_aigc.data import records
+
+    directory = source[len("records:"):]
+    meta = meta or records.read_metadata(directory, source)
+    _, count = records.split_files(directory, meta, split, source)
+    sizes = {k: int(v["num_examples"]) for k, v in meta["splits"].items()}
+    sizes["all"] = sum(sizes.values())
+    dropped = meta.get("dropped", {})
+    return DatasetInfo(
+        source=source, split=split, image_shape=tuple(int(d) for d in meta["image_shape"]),
+        num_classes=len(meta["class_names"]), class_names=list(meta["class_names"]),
+        num_examples=int(count), split_sizes=sizes,
+        duplicates_removed=int(dropped.get("exact_duplicate", 0))
+        + int(dropped.get("near_duplicate", 0)),
+        skipped=[e for v in meta.get("dropped_examples", {}).values() for e in v],
+        value_range=(0.0, 255.0), scaling="uint8")
+
+
 def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None,
          labels=False, shuffle=None, seed=0, drop_remainder=False, validation_fraction=0.1,
          test_fraction=0.1, deduplicate=True, split_seed=0, data_dir=None, image_size=None,
-         color_mode="auto", with_info=False):
+         color_mode="auto", with_info=False, shuffle_buffer=10_000, cache=False,
+         streaming=True):
     """Loads an image dataset as a batched, prefetched `tf.data.Dataset`.
 
     Args:
@@ -234,6 +260,12 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
             of the bilinear resize (default 32x32; `(8, 8)` keeps the native pixels).
         color_mode: str. `"auto"`, `"grayscale"` or `"rgb"` for `dir:` images.
         with_info: bool. Return `(dataset, DatasetInfo)`. Defaults to `False`.
+        shuffle_buffer: int. `records:` only: records in the shuffle buffer (memory is
+            bounded by it, not by the dataset). Defaults to `10000`.
+        cache: bool or str. `records:` only: cache decoded images in memory (`True`) or in
+            a file prefix (str) after the first epoch. Defaults to `False`.
+        streaming: bool. `records:` only: stream the shards (default) or read the split
+            into memory first and use the in-memory pipeline.
 
     Example:
 
@@ -245,6 +277,21 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
     import tensorflow as tf
 
     _check_args(split, batch_size, scaling, binarize, validation_fraction, test_fraction)
+    if isinstance(source, str) and source.startswith("records:") and streaming:
+        from keras_aigc.data import records
+
+        if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) \
+                or shuffle_buffer < 1:
+            raise ValueError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}.")
+        low, high = SCALINGS[scaling]
+        ds, meta, _ = records.stream(
+            source[len("records:"):], split, batch_size, low=low, high=high, binarize=binarize,
+            labels=labels, shuffle=(split == "train") if shuffle is None else shuffle,
+            seed=seed, drop_remainder=drop_remainder, shuffle_buffer=shuffle_buffer,
+            cache=cache, split_seed=split_seed, spec=source)
+        info = records_info(source, split, meta)
+        info.value_range, info.scaling, info.binarize = (low, high), scaling, binarize
+        return (ds, info) if with_info else ds
     x, y, info = load_arrays(
         source, split, validation_fraction=validation_fraction, test_fraction=test_fraction,
         deduplicate=deduplicate, split_seed=split_seed, data_dir=data_dir,
@@ -296,4 +343,6 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
 
 def info(source, split="train", **kwargs):
     """Returns the `DatasetInfo` of a source without building a dataset."""
+    if isinstance(source, str) and source.startswith("records:"):
+        return records_info(source, split)
     return load_arrays(source, split, **kwargs)[2]

@@ -1,5 +1,6 @@
 """Building blocks shared by the models."""
 
+from keras_aigc.layers.conditional_batch_norm import ConditionalBatchNorm
 from keras_aigc.layers.diff_augment import DiffAugment
 
-__all__ = ["DiffAugment"]
+__all__ = ["ConditionalBatchNorm", "DiffAugment"]

@@ -2,13 +2,24 @@
 
 from keras_aigc.models.autoregressive import PixelCNN
 from keras_aigc.models.base import GenerativeModel
-from keras_aigc.models.gan import DCGAN, GAN, SNGAN, WGANGP, ConditionalGAN
+from keras_aigc.models.gan import (
+    DCGAN,
+    GAN,
+    SNGAN,
+    WGANGP,
+    ConditionalGAN,
+    ConditionalResNetGAN,
+    ResNetGAN,
+)
 from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
+from keras_aigc.models.vae.resnet_vae import ResNetVAE
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
 MODELS.update({"WGANGP": WGANGP, "SNGAN": SNGAN, "ConditionalGAN": ConditionalGAN})
 MODELS.update({"VAE": VAE, "BetaVAE": BetaVAE, "ConditionalVAE": ConditionalVAE})
 MODELS.update({"PixelCNN": PixelCNN})
+MODELS.update({"ResNetGAN": ResNetGAN, "ConditionalResNetGAN": ConditionalResNetGAN,
+               "ResNetVAE": ResNetVAE})
 
 
 def get(name):
@@ -25,3 +36,4 @@ from keras_aigc.models.preset import load_preset as from_preset  # noqa: E402
 
 __all__ += ["from_preset"]
 __all__ += ["PixelCNN"]
+__all__ += ["ResNetGAN", "ConditionalResNetGAN", "ResNetVAE"]

@@ -1,0 +1,60 @@
+"""One training process for the resume test: `python resume_worker.py JOB.json`.
+
+JOB.json: {"records": DIR, "backup": DIR, "log": PATH, "sleep": float}. Trains a probe
+model whose step logs a fingerprint of its batch, with StreamingBackupAndRestore
+(save_freq=1); appends `{"step": s, "fp": ...}` per step to `log`.
+"""
+
+import json
+import sys
+import time
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        job = json.load(f)
+    import keras
+    import tensorflow as tf
+
+    from keras_aigc import data
+    from keras_aigc.callbacks import StreamingBackupAndRestore
+
+    class Probe(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.w = self.add_weight(shape=(), initializer="zeros", name="w")
+            self.count = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                         name="count")
+
+        def call(self, x):
+            return x * self.w
+
+        def train_step(self, batch):
+            ramp = tf.reshape(tf.range(tf.size(batch[0]), dtype=tf.float32) + 1.0,
+                              tf.shape(batch[0]))
+            fp = tf.reduce_sum(batch * ramp[None])
+            self.w.assign_add(1e-6 * fp)
+            self.count.assign_add(1.0)
+            return {"fp": fp, "count": self.count}
+
+    ds = data.load(f"records:{job['records']}", batch_size=4, shuffle=True, seed=3,
+                   shuffle_buffer=16, drop_remainder=True)
+
+    class Log(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            time.sleep(job["sleep"])
+
+        def on_train_batch_end(self, batch, logs=None):
+            with open(job["log"], "a") as f:
+                f.write(json.dumps({"step": int(float(logs["count"])),
+                                    "fp": float(logs["fp"])}) + "\n")
+
+    model = Probe()
+    model(tf.zeros((1, 16, 16, 3)))
+    model.compile(optimizer=None)
+    model.fit(ds, epochs=1, verbose=0, callbacks=[
+        StreamingBackupAndRestore(job["backup"], save_freq=1, delete_checkpoint=False), Log()])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""FILE auto-sharding of `records:` on a real 2-worker MultiWorkerMirroredStrategy cluster."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.data.records_fixture import random_images, write_records
+from tests.distribute.cluster_harness import base_env, free_ports, tf_config
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "records_shard_worker.py")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_each_worker_reads_its_own_shards_and_together_every_record_once(tmp_path):
+    import tensorflow as tf
+
+    records = str(tmp_path / "records")
+    n = 40
+    meta = write_records(records, random_images(n, size=8), np.arange(n), shards=(4, 1, 1))
+    shard_labels = []
+    for shard in meta["splits"]["train"]["shards"]:
+        labels = set()
+        for raw in tf.data.TFRecordDataset(os.path.join(records, shard["file"])):
+            ex = tf.train.Example.FromString(raw.numpy())
+            labels.add(int(ex.features.feature["label"].int64_list.value[0]))
+        shard_labels.append(frozenset(labels))
+    assert len(shard_labels) == 4 and all(shard_labels)
+
+    out = str(tmp_path / "seen")
+    ports = free_ports(2)
+    procs = []
+    for i in range(2):
+        env = base_env()
+        env["TF_CONFIG"] = tf_config(ports, i)
+        log = open(str(tmp_path / f"task{i}.log"), "w")
+        procs.append(subprocess.Popen([sys.executable, WORKER, records, out, str(i)], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+    try:
+        codes = [p.wait(timeout=1800) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, 9)
+    logs = "\n".join(open(str(tmp_path / f"task{i}.log")).read()[-2000:] for i in range(2))
+    assert codes == [0, 0], logs
+    results = [json.load(open(f"{out}.task{i}")) for i in range(2)]
+    file_policy = int(tf.data.experimental.AutoShardPolicy.FILE)
+    assert [r["policy"] for r in results] == [file_policy, file_policy]
+    seen = [r["labels"] for r in results]
+    assert all(seen), seen
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(set().union(*shard_labels))  # each record once
+    for labels in seen:  # every worker read whole shards
+        mine = set(labels)
+        assert mine == set().union(*[s for s in shard_labels if s <= mine])
