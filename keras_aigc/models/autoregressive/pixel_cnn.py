@@ -8,16 +8,7 @@ from keras_aigc.distribute import global_mean
 from keras_aigc.models.autoregressive import pixel_distributions as pd
 from keras_aigc.models.autoregressive.masked_conv2d import MaskedConv2D
 from keras_aigc.models.base import GenerativeModel
-
-
-def _new_seed():
-    return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
-    return int(value)
+from keras_aigc.models.base import positive_int as _positive_int
 
 
 def _gate(a):
