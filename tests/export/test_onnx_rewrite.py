@@ -4,11 +4,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from export_helpers import tiny_dcgan
 from onnx import TensorProto, helper, numpy_helper
 
 from keras_aigc.export import onnx as onnx_lib
 from keras_aigc.export.export_utils import export_spec
+from tests.export.export_helpers import tiny_dcgan
 
 
 def conv_transpose_model(c_in, c_out, k, s, pads, size, bias, out_pad=0):
