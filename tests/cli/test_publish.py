@@ -91,6 +91,8 @@ def test_publish_errors_are_clear(run_dir, tmp_path, capsys):
 
 def test_publish_train_is_one_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(df.CACHE_ENV, str(tmp_path / "empty-cache"))
+    # No features at all: neither a domain classifier nor the standard FID network's weights.
+    monkeypatch.delenv("KERAS_AIGC_FID_WEIGHTS", raising=False)
     dest = tmp_path / "presets" / "tiny"
     rc = main(["publish", "--train", _write(tmp_path, CONFIG), str(dest), "--run-dir",
                str(tmp_path / "run")])
