@@ -34,10 +34,9 @@ def add_parser(subparsers):
 
 
 def main(args):
-    import keras
 
     from keras_aigc import latent
-    from keras_aigc.cli.export import resolve_model_path
+    from keras_aigc.cli.paths import load_model, resolve_model_path
     from keras_aigc.utils import save_grid
 
     if args.steps < 2:
@@ -47,11 +46,11 @@ def main(args):
     if args.active_units and not args.data:
         raise ValueError("--active-units needs --data SOURCE (e.g. digits or npz:PATH).")
     path = resolve_model_path(args.model)
-    model = keras.models.load_model(path, safe_mode=True)
+    model = load_model(path)
     d = latent.traversal.latent_dim_of(model)
     out = args.output or os.path.join(os.path.dirname(os.path.abspath(path)), "explore")
     os.makedirs(out, exist_ok=True)
-    value_range = getattr(model, "value_range", (-1.0, 1.0))
+    value_range = model.value_range
     decode = latent.decode_fn(model)
     rng = np.random.default_rng(args.seed)
     stats = {"model": path, "latent_dim": d}

@@ -74,9 +74,8 @@ def _stamp(png_path, model, model_path, seed, labels, n, sign):
     from keras_aigc_runtime.manifest import sha256_file
     from keras_aigc_runtime.provenance import generation_claims, stamp_png
 
-    num_classes = getattr(model, "num_classes", None)
-    if labels is None and num_classes:
-        labels = np.arange(n) % num_classes  # the model contract's default labels
+    if labels is None:
+        labels = model.normalize_labels(None, n)  # the contract's default (None if unconditional)
     claims = generation_claims(model.name, sha256_file(model_path), seed,
                                None if labels is None else np.asarray(labels).tolist(),
                                sha256_of="model.keras", generator_name="keras-aigc",

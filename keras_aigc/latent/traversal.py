@@ -4,21 +4,25 @@ import numpy as np
 
 
 def decode_fn(model):
-    """The model's latents -> images function: `decode_latents` (the model contract),
-    `generate_from_latents` (GAN) or `decode` (VAE)."""
-    for name in ("decode_latents", "generate_from_latents", "decode"):
-        fn = getattr(model, name, None)
-        if callable(fn):
-            return fn
-    raise ValueError(f"{type(model).__name__} has no latents -> images function "
-                     f"(decode_latents, generate_from_latents or decode).")
+    """The model's latents -> images function, from the model contract:
+    `model.generate_from_latents(z, labels=None)` (float images in `value_range`)."""
+    _check_contract(model)
+    return model.generate_from_latents
+
+
+def _check_contract(model):
+    from keras_aigc.models.base import GenerativeModel
+
+    if not isinstance(model, GenerativeModel):
+        raise ValueError(f"The latent tools work on keras_aigc.models.GenerativeModel "
+                         f"subclasses, got {type(model).__name__}.")
 
 
 def latent_dim_of(model):
-    dim = getattr(model, "latent_dim", None)
-    if dim is None:
+    _check_contract(model)
+    if model.latent_dim is None:
         raise ValueError(f"{type(model).__name__} has no latent space (latent_dim is None).")
-    return int(dim)
+    return int(model.latent_dim)
 
 
 def traverse(model, dim, values, base=None, labels=None):

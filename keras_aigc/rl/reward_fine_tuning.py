@@ -89,11 +89,12 @@ class RewardFineTuning(MultiWorkerFitMixin, keras.Model):
     def __init__(self, model, reward_fn, kl_weight=0.1, baseline="moving_average",
                  baseline_decay=0.9, seed=None, **kwargs):
         super().__init__(**kwargs)
-        for member in ("sample_from_noise_tensor", "log_prob", "image_shape"):
-            if not hasattr(model, member):
-                raise ValueError(f"RewardFineTuning needs a model with an exact likelihood "
-                                 f"and a noise-driven sampler (e.g. PixelCNN); "
-                                 f"{type(model).__name__} has no {member}.")
+        from keras_aigc.models.base import GenerativeModel
+
+        if not (isinstance(model, GenerativeModel) and model.exact_likelihood):
+            raise ValueError(f"RewardFineTuning needs a model with an exact likelihood "
+                             f"and a noise-driven sampler (e.g. PixelCNN); got "
+                             f"{type(model).__name__}.")
         if not callable(reward_fn):
             raise ValueError(f"reward_fn must be callable, got {type(reward_fn).__name__}.")
         if not float(kl_weight) >= 0:
@@ -112,7 +113,7 @@ class RewardFineTuning(MultiWorkerFitMixin, keras.Model):
         self.baseline = baseline
         self.baseline_decay = float(baseline_decay)
         self.seed = _new_seed() if seed is None else int(seed)
-        self.num_classes = getattr(model, "num_classes", None)
+        self.num_classes = model.num_classes
         self.image_shape = tuple(model.image_shape)
         self.baseline_value = self.add_weight(shape=(), initializer="zeros", trainable=False,
                                               name="baseline_value",

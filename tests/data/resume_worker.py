@@ -19,7 +19,9 @@ def main():
     from keras_aigc import data
     from keras_aigc.callbacks import StreamingBackupAndRestore
 
-    class Probe(keras.Model):
+    from keras_aigc.models.base import GenerativeModel
+
+    class Probe(GenerativeModel):  # the smallest model of the contract BackupAndRestore takes
         def __init__(self):
             super().__init__()
             self.w = self.add_weight(shape=(), initializer="zeros", name="w")

@@ -88,6 +88,6 @@ def test_exported_generator_has_no_conv_transpose(tmp_path):
     assert "ConvTranspose" not in {n.op_type for n in onnx.load(fast).graph.node}
     assert onnx_lib.batch_is_dynamic(fast)
     z = np.random.default_rng(2).standard_normal((3, sig.inputs[0].shape[-1])).astype(np.float32)
-    a = onnx_lib.runner(plain, [sig.inputs[0].name])([z])
-    b = onnx_lib.runner(fast, [sig.inputs[0].name])([z])
+    a = onnx_lib.file_runner(plain, sig)([z])
+    b = onnx_lib.file_runner(fast, sig)([z])
     np.testing.assert_allclose(b["image"], a["image"], atol=1e-5)

@@ -156,6 +156,8 @@ class GAN(GenerativeModel):
         ```
         """
         arch = dict(cls.presets[preset])
+        if "g_units" not in arch:  # a subclass's presets are constructor arguments
+            return super().from_architecture_preset(preset, **kwargs)
         for key in list(arch):
             if key in kwargs:
                 arch[key] = kwargs.pop(key)

@@ -241,12 +241,12 @@ def test_conditional_labels_out_of_range_and_binary_int32(conditional_bundle):
                                                   g.run({"z": z, "labels": lab})["image"])
                 else:
                     with pytest.raises(InferenceServerException,
-                                       match=r"allowed labels are 0 \.\.\. 2"):
+                                       match=r"labels must be in \[0, 3\)"):
                         client.infer("toy_cgan", inputs)
             finally:
                 client.close()
         got, _, body = http("GET", s.base + "/v2/models/toy_cgan/generate.png?n=2&labels=5")
-        assert got == 400 and b"allowed labels are 0 ... 2" in body
+        assert got == 400 and b"labels must be in [0, 3)" in body
         got, _, body = http("GET", s.base + "/v2/models/toy_cgan/generate.png?n=2&labels=2")
         assert got == 200 and body.startswith(b"\x89PNG")
 
