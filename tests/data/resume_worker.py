@@ -18,7 +18,6 @@ def main():
 
     from keras_aigc import data
     from keras_aigc.callbacks import StreamingBackupAndRestore
-
     from keras_aigc.models.base import GenerativeModel
 
     class Probe(GenerativeModel):  # the smallest model of the contract BackupAndRestore takes
