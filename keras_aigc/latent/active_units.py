@@ -4,11 +4,9 @@ import numpy as np
 
 
 def _posterior(vae, x, labels=None, batch_size=256):
-    from keras_aigc.models.vae import VAE
-
-    if not isinstance(vae, VAE):
-        raise ValueError(f"{type(vae).__name__} is not a keras_aigc VAE: active units and KL "
-                         f"per dimension need its encoder.")
+    if not callable(getattr(vae, "encode", None)):
+        raise ValueError(f"{type(vae).__name__} has no encode(x): active units and KL per "
+                         f"dimension are for VAEs.")
     x = np.asarray(x)
     locs, scales = [], []
     for i in range(0, len(x), batch_size):
@@ -65,7 +63,7 @@ def kl_per_dimension(vae, x, labels=None):
     Only for the standard normal prior (`prior="normal"`); a mixture prior has no
     per-dimension closed form.
     """
-    prior = vae.prior
+    prior = getattr(vae, "prior", "normal")
     if prior != "normal":
         raise ValueError(f"kl_per_dimension needs prior='normal', the VAE has prior={prior!r}.")
     loc, scale = _posterior(vae, x, labels)

@@ -241,7 +241,7 @@ def test_conditional_labels_out_of_range_and_binary_int32(conditional_bundle):
                                                   g.run({"z": z, "labels": lab})["image"])
                 else:
                     with pytest.raises(InferenceServerException,
-                                       match=r"labels must be in \[0, 3\)"):
+                                       match=r"allowed labels are 0 \.\.\. 2"):
                         client.infer("toy_cgan", inputs)
             finally:
                 client.close()
