@@ -122,7 +122,8 @@ def test_explore_cli_writes_grids_and_json(tmp_path):
 
 def test_explore_active_units_on_a_vae(tmp_path):
     # The digits source's default size is 32x32 (8x8 upscaled).
-    vae = ka.models.VAE(image_shape=(32, 32, 1), latent_dim=3, hidden_units=(8,), seed=0)
+    vae = ka.models.VAE(image_shape=(32, 32, 1), latent_dim=3, hidden_units=(8,),
+                        likelihood="gaussian", seed=0)
     vae.save(str(tmp_path / "model.keras"))
     assert main(["explore", str(tmp_path), "--active-units", "--data", "digits",
                  "--num-examples", "50"]) == 0

@@ -165,13 +165,9 @@ def _batchnorm_sync_flags(gan):
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def test_batchnorm_is_synchronized_only_with_several_replicas():
-    one = tiny()
-    assert _batchnorm_sync_flags(one) == [False, False, False]
+def test_batchnorm_synchronization_is_the_requested_one_in_any_scope():
+    assert _batchnorm_sync_flags(tiny()) == [True, True, True]
     with harness.two_replica_strategy().scope():
-        two = tiny()
-    assert _batchnorm_sync_flags(two) == [True, True, True]
-    with harness.two_replica_strategy().scope():
+        assert _batchnorm_sync_flags(tiny()) == [True, True, True]
         assert _batchnorm_sync_flags(tiny(sync_batchnorm=False)) == [False, False, False]
-    # The config keeps the request, not the resolved flag.
-    assert one.get_config()["sync_batchnorm"] is True
+    assert tiny(sync_batchnorm=False).get_config()["sync_batchnorm"] is False
