@@ -309,18 +309,6 @@ class PixelCNN(GenerativeModel):
         return self._functions[name]
 
     # ------------------------------------------------------------- data helpers
-    def unpack_batch(self, data):
-        """Returns `(images, labels or None)` from what the dataset yields."""
-        if isinstance(data, (tuple, list)):
-            images, labels = data[0], (data[1] if len(data) > 1 else None)
-        else:
-            images, labels = data, None
-        if self.num_classes is not None and labels is None:
-            raise ValueError(
-                f"{type(self).__name__}(num_classes={self.num_classes}) trains on (images, "
-                "labels) batches; load the data with keras_aigc.data.load(..., labels=True).")
-        return images, labels
-
     def normalize_labels(self, labels, n):
         """Labels for `n` images as int32 numpy `(n,)` (`None` when unconditional);
         `None` cycles the classes, `np.arange(n) % num_classes`."""
