@@ -66,13 +66,21 @@ def build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size, sync_
 
 
 def build_dcgan_discriminator(image_shape, d_filters, kernel_size, dropout,
-                              name="discriminator"):
-    """Strided Conv2D stack with LeakyReLU and dropout, then one logit."""
+                              batchnorm=False, sync_batchnorm=True, name="discriminator"):
+    """Strided Conv2D stack with LeakyReLU and dropout, then one logit.
+
+    With `batchnorm`, every conv after the first is followed by batch norm, as in the
+    DCGAN paper (real and fake batches go through D separately, so each is normalised
+    by its own statistics).
+    """
     x_in = keras.Input(tuple(image_shape), name="image")
     x = x_in
     for i, filters in enumerate(d_filters):
         x = keras.layers.Conv2D(filters, kernel_size, strides=2, padding="same",
-                                name=f"down{i}")(x)
+                                use_bias=not (batchnorm and i > 0), name=f"down{i}")(x)
+        if batchnorm and i > 0:
+            x = keras.layers.BatchNormalization(
+                synchronized=synchronize_batchnorm(sync_batchnorm), name=f"down{i}_bn")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.3, name=f"down{i}_act")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"down{i}_dropout")(x)
@@ -94,6 +102,8 @@ class DCGAN(GAN):
             Defaults to `(64, 128)`.
         kernel_size: int. Convolution kernel size. Defaults to `5`.
         dropout: float. Discriminator dropout rate. Defaults to `0.3`.
+        d_batchnorm: bool. Batch norm after every discriminator conv but the first (the
+            DCGAN paper's discriminator). Defaults to `False` (the TF tutorial's).
         sync_batchnorm: bool. Batch statistics over the global batch under
             tf.distribute (`BatchNormalization(synchronized=True)`), so that training on
             N replicas computes what one device would. Only takes effect when the model
@@ -118,11 +128,11 @@ class DCGAN(GAN):
     presets = PRESETS
 
     architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "dropout",
-                         "sync_batchnorm")
+                         "d_batchnorm", "sync_batchnorm")
 
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
-                 d_filters=(64, 128), kernel_size=5, dropout=0.3, sync_batchnorm=True,
-                 **kwargs):
+                 d_filters=(64, 128), kernel_size=5, dropout=0.3, d_batchnorm=False,
+                 sync_batchnorm=True, **kwargs):
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (H, W, C), got {image_shape!r}.")
@@ -134,11 +144,16 @@ class DCGAN(GAN):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
                                           sync_batchnorm)
-        discriminator = build_dcgan_discriminator(image_shape, d_filters, kernel_size, dropout)
+        if not isinstance(d_batchnorm, bool):
+            raise ValueError(f"d_batchnorm must be true or false, got {d_batchnorm!r}.")
+        discriminator = build_dcgan_discriminator(image_shape, d_filters, kernel_size, dropout,
+                                                  batchnorm=d_batchnorm,
+                                                  sync_batchnorm=sync_batchnorm)
         super().__init__(generator=generator, discriminator=discriminator,
                          latent_dim=latent_dim, **kwargs)
         self.g_filters = tuple(int(f) for f in g_filters)
         self.d_filters = tuple(int(f) for f in d_filters)
         self.kernel_size = int(kernel_size)
         self.dropout = float(dropout)
+        self.d_batchnorm = d_batchnorm
         self.sync_batchnorm = bool(sync_batchnorm)
