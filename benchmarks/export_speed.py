@@ -10,7 +10,9 @@ threads, and the XNNPACK delegate on/off, to show where TFLite's time goes.
 
 The ONNX rows compare the bundle's file (ConvTranspose rewritten to Conv + DepthToSpace at
 export, `keras_aigc.export.onnx.conv_transpose_as_conv`) run with the runtime's
-SessionOptions preset against the plain tf2onnx graph. Rows alternate round by round
+SessionOptions preset against the plain tf2onnx graph, and the bundle's quantized ONNX
+variants (`export_bundle(onnx_quantize=...)`: float16, dynamic_int8, static int8 QDQ)
+against the float32 file, with the PSNR each reached in the export's parity check. Rows alternate round by round
 (`--rounds`), each figure is the median, and the load average is printed. At batch 1 the
 FLOP bound (generator FLOPs / the measured float32 matmul peak) is printed beside the
 latencies. `--skip-tflite` keeps only the SavedModel/Keras/ONNX rows.
@@ -135,12 +137,16 @@ def main(argv=None):
         t0 = time.perf_counter()
         dyn = os.path.join(tmp, "dynamic")
         fixed = os.path.join(tmp, "fixed")
-        if not os.path.isdir(dyn) or (not args.skip_tflite and not os.path.isdir(fixed)):
+        onnx_quants = ("float16", "dynamic_int8", "int8")
+        if (not os.path.isdir(dyn) or not os.path.exists(os.path.join(dyn, "model_int8.onnx"))
+                or (not args.skip_tflite and not os.path.isdir(fixed))):
             if args.skip_tflite:
-                export_bundle(model, dyn, formats=("saved_model", "onnx"), overwrite=True)
+                export_bundle(model, dyn, formats=("saved_model", "onnx"), overwrite=True,
+                              onnx_quantize=onnx_quants)
             else:
                 export_bundle(model, dyn, formats=("saved_model", "tflite", "onnx"),
-                              quantize=("float16", "int8"), overwrite=True)
+                              quantize=("float16", "int8"), overwrite=True,
+                              onnx_quantize=onnx_quants)
                 export_bundle(model, fixed, formats=("tflite",), quantize=("float16", "int8"),
                               batch_sizes=tuple(args.batches), overwrite=True)
             print(f"export (verified): {time.perf_counter() - t0:.1f} s")
@@ -167,6 +173,18 @@ def main(argv=None):
                                     providers=["CPUExecutionProvider"])
         sess_plain = ort.InferenceSession(plain, session_options(args.threads),
                                           providers=["CPUExecutionProvider"])
+        sess_q = {q: ort.InferenceSession(os.path.join(dyn, f"model_{q}.onnx"),
+                                          session_options(args.threads),
+                                          providers=["CPUExecutionProvider"])
+                  for q in onnx_quants}
+        with open(os.path.join(dyn, "manifest.json")) as f:
+            parity = {e["path"]: e["parity"] for e in json.load(f)["files"]}
+        for q in onnx_quants:
+            recs = parity[f"model_{q}.onnx"]
+            psnrs = [r["psnr_db"] for r in recs if r["psnr_db"] is not None]
+            print(f"ONNX {q}: export parity max|err| "
+                  f"{max(r['max_abs_error'] for r in recs):.2e}, min PSNR "
+                  f"{min(psnrs) if psnrs else float('inf'):.1f} dB")
         results = {}
         for b in args.batches:
             z = rng.standard_normal((b, model.latent_dim)).astype(np.float32)
@@ -178,6 +196,8 @@ def main(argv=None):
                 "ONNX Runtime (bundle file, Conv rewrite)": lambda z=z: sess.run(None, {"z": z}),
                 "ONNX Runtime (tf2onnx graph, ConvTranspose)":
                     lambda z=z: sess_plain.run(None, {"z": z}),
+                **{f"ONNX Runtime {q} (bundle file model_{q}.onnx)":
+                   (lambda z=z, s=s: s.run(None, {"z": z})) for q, s in sess_q.items()},
             }
             if not args.skip_tflite:
                 rows.update(tflite_rows(dyn, fixed, z, b, args.threads))
@@ -190,11 +210,13 @@ def main(argv=None):
                 sec = float(np.median(v))
                 res[name] = {"images_per_sec": b / sec, "latency_ms": sec * 1e3}
             ref = res["SavedModel"]["images_per_sec"]
-            print(f"\nbatch {b} (images/sec, ratio to SavedModel, latency per call; load "
-                  f"average {os.getloadavg()[0]:.1f})")
+            ort_ref = res["ONNX Runtime (bundle file, Conv rewrite)"]["images_per_sec"]
+            print(f"\nbatch {b} (images/sec, ratio to SavedModel, ratio to ORT float32, "
+                  f"latency per call; load average {os.getloadavg()[0]:.1f})")
             for name, r in res.items():
                 print(f"  {name:<44} {r['images_per_sec']:>10.1f}  "
-                      f"{r['images_per_sec'] / ref:>6.2f}x  {r['latency_ms']:>8.3f} ms")
+                      f"{r['images_per_sec'] / ref:>6.2f}x  "
+                      f"{r['images_per_sec'] / ort_ref:>6.2f}x  {r['latency_ms']:>8.3f} ms")
             if b == 1:
                 best = min(r["latency_ms"] for r in res.values())
                 print(f"  FLOP bound {flops / peak / 1e6:.3f} ms; best latency {best:.3f} ms "
