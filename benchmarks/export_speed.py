@@ -78,6 +78,86 @@ def generator_flops(onnx_path):
     return flops
 
 
+def onnx_variants(args):
+    """`--onnx-variants`: the bundle's ONNX files (float32 and each `onnx_quantize`
+    variant) timed in process CPU time with one intra-op thread, so the ratios do not
+    depend on other processes' load (ORT's idle threads spin, which a multi-threaded CPU
+    time would count). TensorFlow is imported only when the files are not yet in
+    `--work-dir`."""
+    import onnxruntime as ort
+
+    from keras_aigc_runtime.onnx_backend import session_options
+
+    quants = ("none", "float16", "dynamic_int8", "int8")
+    work = args.work_dir or tempfile.mkdtemp(prefix="export_speed-")
+    os.makedirs(work, exist_ok=True)
+    paths = {q: os.path.join(work, "model.onnx" if q == "none" else f"model_{q}.onnx")
+             for q in quants}
+    if not all(os.path.exists(p) for p in paths.values()):
+        import keras
+
+        from keras_aigc.export import onnx as onnx_lib
+        from keras_aigc.export.export_utils import export_spec
+        from keras_aigc.models import DCGAN
+
+        keras.utils.set_random_seed(0)
+        model = DCGAN.from_preset(args.preset)
+        model.build()
+        spec = export_spec(model)
+        sig = spec.signature("generate")
+        onnx_lib.export_onnx(sig, paths["none"])
+        rng = np.random.default_rng(0)
+        for q in quants[1:]:
+            onnx_lib.quantize(paths["none"], paths[q], q,
+                              onnx_lib.calibration_inputs(spec, sig, rng) if q == "int8"
+                              else None, work_dir=work)
+    sessions = {q: ort.InferenceSession(p, session_options(1), providers=["CPUExecutionProvider"])
+                for q, p in paths.items()}
+    latent = sessions["none"].get_inputs()[0].shape[1]
+    rng = np.random.default_rng(1)
+    print(f"ONNX variants, 1 intra-op thread, process CPU time; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    out = {}
+    for b in args.batches:
+        z = rng.standard_normal((b, latent)).astype(np.float32)
+        ref = sessions["none"].run(None, {"z": z})[0]
+        cpu = {q: [] for q in quants}
+        for _ in range(args.rounds):
+            for q, s in sessions.items():
+                cpu[q].append(cpu_time(lambda s=s, z=z: s.run(None, {"z": z}), args.seconds))
+        print(f"\nbatch {b} (CPU ms per call, images per CPU-second, ratio to float32 "
+              f"ORT, max|diff| and PSNR against float32 ORT on these latents)")
+        base = float(np.median(cpu["none"]))
+        for q, s in sessions.items():
+            sec = float(np.median(cpu[q]))
+            got = s.run(None, {"z": z})[0]
+            mse = float(np.mean((got.astype(np.float64) - ref) ** 2))
+            psnr = 10 * np.log10(4.0 / mse) if mse else float("inf")  # tanh range: peak 2
+            print(f"  {q:<13} {sec * 1e3:>9.2f} ms  {b / sec:>9.1f}  {base / sec:>6.2f}x  "
+                  f"{np.max(np.abs(got - ref)):.2e}  {psnr:.1f} dB  (rounds "
+                  f"{', '.join(f'{c * 1e3:.1f}' for c in cpu[q])} ms)")
+            out.setdefault(b, {})[q] = {"cpu_ms": sec * 1e3, "ratio_to_fp32": base / sec,
+                                        "psnr_db": psnr}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"mode": "onnx_variants", "load_average": os.getloadavg()[0],
+                       "results": out}, f, indent=2)
+    return 0
+
+
+def cpu_time(fn, seconds):
+    """Process CPU seconds per call of `fn` (one warm-up call; at least 3 timed calls and
+    `seconds` of CPU)."""
+    fn()
+    n, c0 = 0, time.process_time()
+    while True:
+        fn()
+        n += 1
+        used = time.process_time() - c0
+        if used >= seconds and n >= 3:
+            return used / n
+
+
 def tflite_fn(path, key, z, threads, xnnpack=True):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -114,11 +194,16 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--rounds", type=int, default=3, help="Alternating rounds per row.")
     p.add_argument("--skip-tflite", action="store_true", help="Only SavedModel, Keras, ONNX.")
+    p.add_argument("--onnx-variants", action="store_true",
+                   help="Only the ONNX float32/float16/dynamic_int8/int8 files, in CPU time "
+                        "with one thread (see onnx_variants).")
     p.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     p.add_argument("--work-dir", default=None,
                    help="Keep the bundles here and reuse them on the next run (default: a "
                         "temporary directory, removed at the end).")
     args = p.parse_args(argv)
+    if args.onnx_variants:
+        return onnx_variants(args)
 
     import keras
     import onnxruntime as ort

@@ -8,16 +8,19 @@ printed beside each table):
 1. `update`: `DCGAN.from_preset("tf_tutorial")` (simultaneous update, the tutorial's step)
    through `fit`, against the TF DCGAN tutorial's hand-written `tf.function` step; and the
    alternating update against a hand-written alternating step.
-2. `cli`: bare `fit` on a constant batch, then one suspect of the CLI path at a time
-   (the `npz:` input pipeline, synchronised batch norm under one replica, the CLI's
-   callbacks, a progress bar), and `keras-aigc train`'s own `run()` end to end. The
-   per-epoch costs (validation split, sample grid, backup) are timed apart and folded into
-   a full MNIST epoch (211 steps of 256).
+2. The CLI path against bare `fit` on a constant batch (same model, batch 256):
+   - `cli_parts` (cheap, load-independent: process CPU time): the train step with a
+     static and with an unknown batch size, the CLI's `data.load` pipeline per batch,
+     its callback hooks per batch, and its per-epoch work (validation split, sample grid,
+     TensorBoard, backup), folded into one MNIST epoch (211 steps of 256);
+   - `cli_pair`: bare `fit` against the model, datasets and callbacks that
+     `keras_aigc.cli.train` builds, interleaved rounds, wall and CPU ratios with their
+     range; `cli` adds one suspect at a time as extra rows (the most expensive section).
 3. `precision`: DCGAN and VAE `fit` steps in float32 and mixed_bfloat16, with the CPU's bf16
    flags and what `mixed_precision: auto` picks here.
 4. The peak matmul GFLOP/s (float32 and bfloat16, 2048^2), so each row reads as a fraction.
 
-    python benchmarks/train_speed.py [--steps 3 --rounds 3 --sections update,cli,precision]
+    python benchmarks/train_speed.py [--steps 3 --rounds 3 --sections update,cli_parts,precision]
 """
 
 import argparse
@@ -466,7 +469,8 @@ def _cpu_seconds(fn, repeats):
     return (time.process_time() - c0) / repeats
 
 
-def section_cli_parts(dataset, steps, rounds, warmup, batches=100, val_batches=6):
+def section_cli_parts(dataset, steps, rounds, warmup, batches=100, val_batches=6,
+                      unknown=True):
     """The CLI path against bare `fit`, part by part, in process CPU time (all threads).
 
     CPU time is what a shared machine cannot distort (other processes change wall time,
@@ -487,22 +491,29 @@ def section_cli_parts(dataset, steps, rounds, warmup, batches=100, val_batches=6
     import contextlib
 
     const = constant_batch(dataset)
-    steps_rows = {"bare fit step, static batch size (constant batch)": Fit(dataset=const),
-                  "fit step, unknown batch size (as the CLI's dataset declares it)":
-                      Fit(dataset=unknown_batch(dataset))}
-    for r in steps_rows.values():
+    steps_rows = {"bare fit step, static batch size (constant batch)": Fit(dataset=const)}
+    if unknown:
+        steps_rows["fit step, unknown batch size (data.load without drop_remainder)"] = Fit(
+            dataset=unknown_batch(dataset))
+    # `steps=0`: only the CLI's extras (the step reference comes from another run).
+    for r in steps_rows.values() if steps else ():
         r.timed(dataset, warmup)
-    cpu_steps = {name: [] for name in steps_rows}
-    for _ in range(rounds):
+    cpu_steps = {name: [float("nan")] for name in steps_rows} if not steps else {
+        name: [] for name in steps_rows}
+    for _ in range(rounds if steps else 0):
         for name, r in steps_rows.items():
             r.timed(dataset, steps)
             cpu_steps[name].append(r.cpu_per_image * BATCH)
             print(f"[train_speed] cli_parts {name}: {cpu_steps[name][-1]:.3f} CPU-s/step "
                   f"({load()})", file=sys.stderr, flush=True)
-    static_name, unknown_name = list(steps_rows)
+    static_name = next(iter(steps_rows))
     step = statistics.median(cpu_steps[static_name])
+    # The CLI's training dataset declares a static batch size (drop_remainder=True on the
+    # train split): its step graph is bare fit's, so its ratio is 1 unless measured.
+    unknown_name = next((n for n in steps_rows if n != static_name), None)
     unknown_ratio = statistics.median(
-        [u / s for u, s in zip(cpu_steps[unknown_name], cpu_steps[static_name], strict=True)])
+        [u / s for u, s in zip(cpu_steps[unknown_name], cpu_steps[static_name], strict=True)]
+    ) if unknown_name else 1.0
     per_step, per_epoch = [], []
 
     def pull(ds):
@@ -568,18 +579,24 @@ def section_cli_parts(dataset, steps, rounds, warmup, batches=100, val_batches=6
         f"Measured with {load()}.", "",
         "| part | CPU-s | per | share of a bare step (per step) or of a bare epoch |",
         "|---|---:|---|---:|",
-        f"| bare fit step, static batch size (reference) | {step:.3f} | step | 1.000 |",
-        f"| fit step, unknown batch size | {step * unknown_ratio:.3f} | step | "
-        f"{unknown_ratio:.3f} (median of paired rounds; rounds: static "
-        f"{', '.join(f'{c:.3f}' for c in cpu_steps[static_name])}, unknown "
-        f"{', '.join(f'{c:.3f}' for c in cpu_steps[unknown_name])}) |"]
+        f"| bare fit step, static batch size (reference; rounds "
+        f"{', '.join(f'{c:.3f}' for c in cpu_steps[static_name])}) | {step:.3f} | step | "
+        "1.000 |"]
+    if unknown_name:
+        lines.append(
+            f"| fit step, unknown batch size (rounds "
+            f"{', '.join(f'{c:.3f}' for c in cpu_steps[unknown_name])}) | "
+            f"{step * unknown_ratio:.3f} | step | {unknown_ratio:.3f} (median of paired "
+            "rounds) |")
     for name, sec in per_step:
         lines.append(f"| {name} | {sec:.5f} | batch | {sec / step:.4f} |")
     for name, sec in per_epoch:
         lines.append(f"| {name} | {sec:.2f} | epoch | {sec / bare_epoch:.4f} |")
     lines += ["", f"One MNIST epoch ({steps_per_epoch} steps): bare fit {bare_epoch:.0f} CPU-s, "
-              f"the CLI path {cli_epoch:.0f} CPU-s (unknown-batch steps + pipeline minus the "
-              f"constant input + callback hooks, plus the per-epoch rows): the CLI at "
+              f"the CLI path {cli_epoch:.0f} CPU-s (steps "
+              f"{'x the unknown-batch ratio ' if unknown_name else '(static batch, as bare) '}"
+              f"+ pipeline minus the constant input + callback hooks, plus the per-epoch "
+              f"rows): the CLI at "
               f"**{bare_epoch / cli_epoch:.3f}x** bare fit."]
     return "\n".join(lines)
 
@@ -687,6 +704,9 @@ def section_precision_dcgan(dataset, steps, rounds, warmup):
 
 SECTIONS = {"update": section_update, "cli": section_cli, "cli_pair": section_cli_pair,
             "cli_parts": section_cli_parts,
+            "cli_parts_static": lambda *a: section_cli_parts(*a, val_batches=3, unknown=False),
+            "cli_extras": lambda d, s, r, w: section_cli_parts(d, 0, r, w, val_batches=3,
+                                                               unknown=False),
             "precision": section_precision,
             "syncbn": section_syncbn, "precision_dcgan": section_precision_dcgan}
 

@@ -35,6 +35,7 @@ def quantized_bundle(tmp_path_factory):
     return model, str(out), manifest
 
 
+@pytest.mark.slow  # the module's bundle: 40 training steps, 4 ONNX files, Triton
 def test_manifest_lists_every_onnx_variant_with_passed_parity(quantized_bundle):
     _, out, manifest = quantized_bundle
     onnx_files = {f["path"]: f for f in manifest["files"] if f["format"] == "onnx"}
@@ -54,6 +55,7 @@ def test_manifest_lists_every_onnx_variant_with_passed_parity(quantized_bundle):
     assert [s["key"] for s in triton["signatures"]] == ["tiny_dcgan_generate"]
 
 
+@pytest.mark.slow
 def test_int8_file_is_really_quantized(quantized_bundle):
     _, out, _ = quantized_bundle
     ops = {n.op_type for n in onnx.load(f"{out}/model_int8.onnx").graph.node}
@@ -65,6 +67,7 @@ def test_int8_file_is_really_quantized(quantized_bundle):
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ONNX_QUANTIZATIONS)
 def test_runtime_loads_variant_and_matches_keras_on_fresh_latents(quantized_bundle, variant):
     model, out, _ = quantized_bundle
