@@ -10,7 +10,9 @@ threads, and the XNNPACK delegate on/off, to show where TFLite's time goes.
 
 The ONNX rows compare the bundle's file (ConvTranspose rewritten to Conv + DepthToSpace at
 export, `keras_aigc.export.onnx.conv_transpose_as_conv`) run with the runtime's
-SessionOptions preset against the plain tf2onnx graph. Rows alternate round by round
+SessionOptions preset against the plain tf2onnx graph, and the bundle's quantized ONNX
+variants (`export_bundle(onnx_quantize=...)`: float16, dynamic_int8, static int8 QDQ)
+against the float32 file, with the PSNR each reached in the export's parity check. Rows alternate round by round
 (`--rounds`), each figure is the median, and the load average is printed. At batch 1 the
 FLOP bound (generator FLOPs / the measured float32 matmul peak) is printed beside the
 latencies. `--skip-tflite` keeps only the SavedModel/Keras/ONNX rows.
@@ -76,6 +78,86 @@ def generator_flops(onnx_path):
     return flops
 
 
+def onnx_variants(args):
+    """`--onnx-variants`: the bundle's ONNX files (float32 and each `onnx_quantize`
+    variant) timed in process CPU time with one intra-op thread, so the ratios do not
+    depend on other processes' load (ORT's idle threads spin, which a multi-threaded CPU
+    time would count). TensorFlow is imported only when the files are not yet in
+    `--work-dir`."""
+    import onnxruntime as ort
+
+    from keras_aigc_runtime.onnx_backend import session_options
+
+    quants = ("none", "float16", "dynamic_int8", "int8")
+    work = args.work_dir or tempfile.mkdtemp(prefix="export_speed-")
+    os.makedirs(work, exist_ok=True)
+    paths = {q: os.path.join(work, "model.onnx" if q == "none" else f"model_{q}.onnx")
+             for q in quants}
+    if not all(os.path.exists(p) for p in paths.values()):
+        import keras
+
+        from keras_aigc.export import onnx as onnx_lib
+        from keras_aigc.export.export_utils import export_spec
+        from keras_aigc.models import DCGAN
+
+        keras.utils.set_random_seed(0)
+        model = DCGAN.from_preset(args.preset)
+        model.build()
+        spec = export_spec(model)
+        sig = spec.signature("generate")
+        onnx_lib.export_onnx(sig, paths["none"])
+        rng = np.random.default_rng(0)
+        for q in quants[1:]:
+            onnx_lib.quantize(paths["none"], paths[q], q,
+                              onnx_lib.calibration_inputs(spec, sig, rng) if q == "int8"
+                              else None, work_dir=work)
+    sessions = {q: ort.InferenceSession(p, session_options(1), providers=["CPUExecutionProvider"])
+                for q, p in paths.items()}
+    latent = sessions["none"].get_inputs()[0].shape[1]
+    rng = np.random.default_rng(1)
+    print(f"ONNX variants, 1 intra-op thread, process CPU time; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    out = {}
+    for b in args.batches:
+        z = rng.standard_normal((b, latent)).astype(np.float32)
+        ref = sessions["none"].run(None, {"z": z})[0]
+        cpu = {q: [] for q in quants}
+        for _ in range(args.rounds):
+            for q, s in sessions.items():
+                cpu[q].append(cpu_time(lambda s=s, z=z: s.run(None, {"z": z}), args.seconds))
+        print(f"\nbatch {b} (CPU ms per call, images per CPU-second, ratio to float32 "
+              f"ORT, max|diff| and PSNR against float32 ORT on these latents)")
+        base = float(np.median(cpu["none"]))
+        for q, s in sessions.items():
+            sec = float(np.median(cpu[q]))
+            got = s.run(None, {"z": z})[0]
+            mse = float(np.mean((got.astype(np.float64) - ref) ** 2))
+            psnr = 10 * np.log10(4.0 / mse) if mse else float("inf")  # tanh range: peak 2
+            print(f"  {q:<13} {sec * 1e3:>9.2f} ms  {b / sec:>9.1f}  {base / sec:>6.2f}x  "
+                  f"{np.max(np.abs(got - ref)):.2e}  {psnr:.1f} dB  (rounds "
+                  f"{', '.join(f'{c * 1e3:.1f}' for c in cpu[q])} ms)")
+            out.setdefault(b, {})[q] = {"cpu_ms": sec * 1e3, "ratio_to_fp32": base / sec,
+                                        "psnr_db": psnr}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"mode": "onnx_variants", "load_average": os.getloadavg()[0],
+                       "results": out}, f, indent=2)
+    return 0
+
+
+def cpu_time(fn, seconds):
+    """Process CPU seconds per call of `fn` (one warm-up call; at least 3 timed calls and
+    `seconds` of CPU)."""
+    fn()
+    n, c0 = 0, time.process_time()
+    while True:
+        fn()
+        n += 1
+        used = time.process_time() - c0
+        if used >= seconds and n >= 3:
+            return used / n
+
+
 def tflite_fn(path, key, z, threads, xnnpack=True):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -112,11 +194,16 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--rounds", type=int, default=3, help="Alternating rounds per row.")
     p.add_argument("--skip-tflite", action="store_true", help="Only SavedModel, Keras, ONNX.")
+    p.add_argument("--onnx-variants", action="store_true",
+                   help="Only the ONNX float32/float16/dynamic_int8/int8 files, in CPU time "
+                        "with one thread (see onnx_variants).")
     p.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     p.add_argument("--work-dir", default=None,
                    help="Keep the bundles here and reuse them on the next run (default: a "
                         "temporary directory, removed at the end).")
     args = p.parse_args(argv)
+    if args.onnx_variants:
+        return onnx_variants(args)
 
     import keras
     import onnxruntime as ort
@@ -135,12 +222,16 @@ def main(argv=None):
         t0 = time.perf_counter()
         dyn = os.path.join(tmp, "dynamic")
         fixed = os.path.join(tmp, "fixed")
-        if not os.path.isdir(dyn) or (not args.skip_tflite and not os.path.isdir(fixed)):
+        onnx_quants = ("float16", "dynamic_int8", "int8")
+        if (not os.path.isdir(dyn) or not os.path.exists(os.path.join(dyn, "model_int8.onnx"))
+                or (not args.skip_tflite and not os.path.isdir(fixed))):
             if args.skip_tflite:
-                export_bundle(model, dyn, formats=("saved_model", "onnx"), overwrite=True)
+                export_bundle(model, dyn, formats=("saved_model", "onnx"), overwrite=True,
+                              onnx_quantize=onnx_quants)
             else:
                 export_bundle(model, dyn, formats=("saved_model", "tflite", "onnx"),
-                              quantize=("float16", "int8"), overwrite=True)
+                              quantize=("float16", "int8"), overwrite=True,
+                              onnx_quantize=onnx_quants)
                 export_bundle(model, fixed, formats=("tflite",), quantize=("float16", "int8"),
                               batch_sizes=tuple(args.batches), overwrite=True)
             print(f"export (verified): {time.perf_counter() - t0:.1f} s")
@@ -167,6 +258,18 @@ def main(argv=None):
                                     providers=["CPUExecutionProvider"])
         sess_plain = ort.InferenceSession(plain, session_options(args.threads),
                                           providers=["CPUExecutionProvider"])
+        sess_q = {q: ort.InferenceSession(os.path.join(dyn, f"model_{q}.onnx"),
+                                          session_options(args.threads),
+                                          providers=["CPUExecutionProvider"])
+                  for q in onnx_quants}
+        with open(os.path.join(dyn, "manifest.json")) as f:
+            parity = {e["path"]: e["parity"] for e in json.load(f)["files"]}
+        for q in onnx_quants:
+            recs = parity[f"model_{q}.onnx"]
+            psnrs = [r["psnr_db"] for r in recs if r["psnr_db"] is not None]
+            print(f"ONNX {q}: export parity max|err| "
+                  f"{max(r['max_abs_error'] for r in recs):.2e}, min PSNR "
+                  f"{min(psnrs) if psnrs else float('inf'):.1f} dB")
         results = {}
         for b in args.batches:
             z = rng.standard_normal((b, model.latent_dim)).astype(np.float32)
@@ -178,6 +281,8 @@ def main(argv=None):
                 "ONNX Runtime (bundle file, Conv rewrite)": lambda z=z: sess.run(None, {"z": z}),
                 "ONNX Runtime (tf2onnx graph, ConvTranspose)":
                     lambda z=z: sess_plain.run(None, {"z": z}),
+                **{f"ONNX Runtime {q} (bundle file model_{q}.onnx)":
+                   (lambda z=z, s=s: s.run(None, {"z": z})) for q, s in sess_q.items()},
             }
             if not args.skip_tflite:
                 rows.update(tflite_rows(dyn, fixed, z, b, args.threads))
@@ -190,11 +295,13 @@ def main(argv=None):
                 sec = float(np.median(v))
                 res[name] = {"images_per_sec": b / sec, "latency_ms": sec * 1e3}
             ref = res["SavedModel"]["images_per_sec"]
-            print(f"\nbatch {b} (images/sec, ratio to SavedModel, latency per call; load "
-                  f"average {os.getloadavg()[0]:.1f})")
+            ort_ref = res["ONNX Runtime (bundle file, Conv rewrite)"]["images_per_sec"]
+            print(f"\nbatch {b} (images/sec, ratio to SavedModel, ratio to ORT float32, "
+                  f"latency per call; load average {os.getloadavg()[0]:.1f})")
             for name, r in res.items():
                 print(f"  {name:<44} {r['images_per_sec']:>10.1f}  "
-                      f"{r['images_per_sec'] / ref:>6.2f}x  {r['latency_ms']:>8.3f} ms")
+                      f"{r['images_per_sec'] / ref:>6.2f}x  "
+                      f"{r['images_per_sec'] / ort_ref:>6.2f}x  {r['latency_ms']:>8.3f} ms")
             if b == 1:
                 best = min(r["latency_ms"] for r in res.values())
                 print(f"  FLOP bound {flops / peak / 1e6:.3f} ms; best latency {best:.3f} ms "

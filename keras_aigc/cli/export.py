@@ -5,7 +5,7 @@ import sys
 
 
 def add_parser(subparsers):
-    from keras_aigc.export.bundle import FORMATS, QUANTIZATIONS
+    from keras_aigc.export.bundle import FORMATS, ONNX_QUANTIZATIONS, QUANTIZATIONS
 
     p = subparsers.add_parser(
         "export", help="Export a trained model to a verified SavedModel/TFLite/ONNX bundle.",
@@ -17,6 +17,10 @@ def add_parser(subparsers):
                    metavar="FORMAT", help=f"Formats to write, from {list(FORMATS)}.")
     p.add_argument("--quantize", nargs="*", default=[], metavar="QUANT",
                    help=f"Extra TFLite variants, from {list(QUANTIZATIONS)}.")
+    p.add_argument("--onnx-quantize", nargs="*", default=[], metavar="QUANT",
+                   help=f"Extra ONNX variants (model_QUANT.onnx, float32 inputs and outputs), "
+                        f"from {list(ONNX_QUANTIZATIONS)}; float16 needs "
+                        f"onnxconverter-common (pip install \"keras-aigc[onnx-fp16]\").")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None, metavar="N",
                    help="Fixed-batch TFLite files for these batch sizes (default: one "
                         "dynamic-batch file).")
@@ -41,11 +45,17 @@ def default_output(source):
 def main(args, stream=None):
     stream = stream or sys.stdout  # read at call time (pytest's capsys swaps it)
     from keras_aigc.cli.paths import load_model, resolve_model_path
-    from keras_aigc.export import check_export_args, check_out_dir, export_bundle
+    from keras_aigc.export import (
+        check_export_args,
+        check_onnx_quantize,
+        check_out_dir,
+        export_bundle,
+    )
 
     # Argument errors first, before the slow model load.
     formats, quantize, batch_sizes = check_export_args(args.formats, args.quantize,
                                                        args.batch_sizes)
+    onnx_quantize = check_onnx_quantize(getattr(args, "onnx_quantize", []), formats)
     path = resolve_model_path(args.source)
     output = args.output or default_output(args.source)
     check_out_dir(output, args.overwrite)
@@ -59,7 +69,8 @@ def main(args, stream=None):
         load_private_key(args.sign_key)
     model = load_model(path)
     manifest = export_bundle(model, output, formats=formats, quantize=quantize,
-                             batch_sizes=batch_sizes, overwrite=args.overwrite, name=args.name)
+                             batch_sizes=batch_sizes, overwrite=args.overwrite, name=args.name,
+                             onnx_quantize=onnx_quantize)
     if args.sign_key is not None:
         from keras_aigc_runtime.signing import sign_bundle
 

@@ -90,6 +90,12 @@ def load_datasets(config, training, strategy, model_cls):
         data_kwargs["drop_remainder"] = True
     data_kwargs.setdefault("labels", model_cls.conditional)
     train_ds, info = data.load(source, split="train", with_info=True, **data_kwargs)
+    if "drop_remainder" not in data_kwargs and info.num_examples >= data_kwargs["batch_size"]:
+        # A static batch size (as under several replicas): the traced train step is then
+        # the graph bare `fit` on full batches runs, and no epoch ends in a short batch
+        # with other batch-norm statistics. Each epoch reshuffles, so the < batch_size
+        # images left out differ from epoch to epoch. `data.drop_remainder: false` keeps them.
+        train_ds = data.load(source, split="train", drop_remainder=True, **data_kwargs)
     val_ds = None
     if training.validation:
         val_kwargs = {k: v for k, v in data_kwargs.items() if k != "shuffle"}

@@ -2,8 +2,10 @@
 
 from keras_aigc.export.bundle import (
     FORMATS,
+    ONNX_QUANTIZATIONS,
     QUANTIZATIONS,
     check_export_args,
+    check_onnx_quantize,
     check_out_dir,
     export_bundle,
     load_manifest,
@@ -11,5 +13,5 @@ from keras_aigc.export.bundle import (
 )
 from keras_aigc.export.export_utils import ExportSpec, Signature, TensorInfo, export_spec
 
-__all__ = ["FORMATS", "QUANTIZATIONS", "export_bundle", "check_export_args", "check_out_dir", "load_manifest", "validate_manifest",
+__all__ = ["FORMATS", "QUANTIZATIONS", "ONNX_QUANTIZATIONS", "check_onnx_quantize", "export_bundle", "check_export_args", "check_out_dir", "load_manifest", "validate_manifest",
            "export_spec", "ExportSpec", "Signature", "TensorInfo"]

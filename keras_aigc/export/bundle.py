@@ -31,8 +31,10 @@ from keras_aigc_runtime.postprocess import to_uint8_spec
 
 FORMATS = tuple(EXPORTERS)
 QUANTIZATIONS = tflite_lib.QUANTIZATIONS
+ONNX_QUANTIZATIONS = onnx_lib.QUANTIZATIONS
 
-__all__ = ["FORMATS", "QUANTIZATIONS", "export_bundle", "check_export_args", "load_manifest",
+__all__ = ["FORMATS", "QUANTIZATIONS", "ONNX_QUANTIZATIONS", "export_bundle", "check_export_args",
+           "check_onnx_quantize", "load_manifest",
            "load_schema", "validate_manifest", "MANIFEST", "SCHEMA_PATH", "SCHEMA_VERSION"]
 
 
@@ -102,6 +104,20 @@ def check_export_args(formats, quantize=(), batch_sizes=None):
     return formats, quantize, check_batch_sizes(batch_sizes)
 
 
+def check_onnx_quantize(onnx_quantize, formats):
+    """Checks `export_bundle`'s `onnx_quantize` against the (normalised) `formats`.
+
+    Raises:
+        ValueError: naming an unknown ONNX quantization, or `onnx_quantize` without
+            `"onnx"` (or `"triton"`, which implies it) in `formats`.
+    """
+    onnx_quantize = check_choices(onnx_quantize, ONNX_QUANTIZATIONS, "onnx_quantize")
+    if onnx_quantize and "onnx" not in formats:
+        raise ValueError(f"onnx_quantize={onnx_quantize!r} applies to ONNX files, but "
+                         f"formats={formats!r} has no 'onnx'.")
+    return onnx_quantize
+
+
 def _versions(formats):
     def v(dist):
         try:
@@ -128,7 +144,8 @@ def _versions(formats):
 
 def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), quantize=(),
                   batch_sizes=None, overwrite=False, name=None, seed=None,
-                  max_batch_size=triton_lib.DEFAULT_MAX_BATCH_SIZE, serving_batch_sizes=None):
+                  max_batch_size=triton_lib.DEFAULT_MAX_BATCH_SIZE, serving_batch_sizes=None,
+                  onnx_quantize=()):
     """Exports a keras_aigc model to a verified bundle directory.
 
     Every file is run after it is written and compared with the Keras model on fresh
@@ -157,6 +174,13 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
             uses a fixed file when a call's batch equals its size and the dynamic file
             otherwise. Defaults to `(1, max_batch_size)`: single requests and the
             server's full merged batch. `()` writes the dynamic file only.
+        onnx_quantize: tuple of str from `ONNX_QUANTIZATIONS`: extra ONNX variants next to
+            fp32 (`model_<quantization>.onnx`), with float32 inputs and outputs:
+            `"float16"` (onnxconverter-common, `pip install "keras-aigc[onnx-fp16]"`),
+            `"dynamic_int8"` (int8 weights of the dense layers) and `"int8"` (static
+            QDQ quantization calibrated on inputs from the model's prior). They get
+            the same parity checks as the TFLite variants of the same name; the runtime
+            loads them with `load(bundle, backend="onnx", variant=...)`.
 
     Returns:
         The manifest dict.
@@ -170,6 +194,7 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     ```
     """
     formats, quantize, batch_sizes = check_export_args(formats, quantize, batch_sizes)
+    onnx_quantize = check_onnx_quantize(onnx_quantize, formats)
     if serving_batch_sizes is None:
         serving_batch_sizes = (1, max_batch_size)
     serving_batch_sizes = (() if batch_sizes is not None or not serving_batch_sizes
@@ -194,7 +219,7 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; a bundle is meant to be shared
     try:
         manifest = _build(spec, tmp, formats, quantize, batch_sizes, name, seed, max_batch_size,
-                          serving_batch_sizes)
+                          serving_batch_sizes, onnx_quantize)
         _finalize(tmp, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -220,12 +245,13 @@ def _finalize(tmp, out_dir, overwrite):
 
 
 def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_size,
-           serving_batch_sizes=()):
+           serving_batch_sizes=(), onnx_quantize=()):
     """Writes every format's files, verifies each against Keras, writes the manifest."""
     ctx = ExportContext(root=root, formats=formats, quantize=quantize, batch_sizes=batch_sizes,
                         name=name, max_batch_size=max_batch_size,
                         rng=np.random.default_rng(seed),
-                        serving_batch_sizes=tuple(serving_batch_sizes))
+                        serving_batch_sizes=tuple(serving_batch_sizes),
+                        onnx_quantize=tuple(onnx_quantize))
     test_sizes = tuple(sorted(set(verify_lib.VERIFY_BATCH_SIZES) | set(batch_sizes or ())))
     files = []
     for fmt in formats:

@@ -10,19 +10,139 @@ from keras_aigc.export.registry import Artifact, Part
 LABEL = "ONNX"  # how messages name this format
 REQUIRES = ()
 DEFAULT_OPSET = 17
+# Names as in the manifest, the file names (`model_<name>.onnx`) and the runtime's `variant`
+# (the same spelling as the TFLite ones):
+# - "float16": weights and activations in float16, float32 inputs and outputs
+#   (onnxconverter-common's converter with `keep_io_types`); for GPUs and CPUs with fp16
+#   arithmetic, elsewhere ORT computes through casts.
+# - "dynamic_int8": int8 weights, activation scales computed per call
+#   (`onnxruntime.quantization.quantize_dynamic`; MatMul and Gemm, the dense projection).
+# - "int8": static QDQ quantization of every Conv, MatMul and Gemm, int8 per-channel
+#   weights and uint8 activations whose ranges are calibrated on inputs drawn from the
+#   model's prior (`quantize_static`); float32 inputs and outputs.
+QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
+CALIBRATION_EXAMPLES = 320
+FLOAT16_INSTALL = 'pip install "keras-aigc[onnx-fp16]"  (or: pip install onnxconverter-common)'
+
+
+def file_name(stem, quantization="none"):
+    """`model.onnx`, `model_int8.onnx`, `decode_float16.onnx`, ..."""
+    return f"{stem}{'' if quantization == 'none' else f'_{quantization}'}.onnx"
 
 
 def write(spec, ctx):
-    """One dynamic-batch `.onnx` file per signature (`model.onnx` for the first)."""
+    """One dynamic-batch `.onnx` file per signature (`model.onnx` for the first), and one
+    per signature and ONNX quantization in `ctx.onnx_quantize`."""
     artifacts = []
     for i, sig in enumerate(spec.signatures):
-        path = "model.onnx" if i == 0 else f"{sig.name}.onnx"
+        stem = "model" if i == 0 else sig.name
+        path = file_name(stem)
         full = ctx.full(path)
         export_onnx(sig, full)
         if not batch_is_dynamic(full):
             raise ValueError(f"The ONNX file {path} has no dynamic batch axis.")
         artifacts.append(Artifact(path, "onnx", [Part(sig)], extra={"opset": opset_of(full)}))
+        for quant in getattr(ctx, "onnx_quantize", ()):
+            qpath = file_name(stem, quant)
+            calibration = (calibration_inputs(spec, sig, ctx.rng) if quant == "int8" else None)
+            quantize(full, ctx.full(qpath), quant, calibration, work_dir=ctx.work)
+            artifacts.append(Artifact(qpath, "onnx", [Part(sig)], quant,
+                                      extra={"opset": opset_of(ctx.full(qpath))}))
     return artifacts
+
+
+def calibration_inputs(spec, sig, rng, batch=32):
+    """At least `CALIBRATION_EXAMPLES` inputs drawn from the model's prior, as a list of
+    `{input name: array}` feeds (batches of `batch`)."""
+    count = -(-CALIBRATION_EXAMPLES // batch)
+    return [{t.name: x for t, x in zip(sig.inputs, spec.sample_inputs(sig, batch, rng),
+                                       strict=True)} for _ in range(count)]
+
+
+def quantize(src, dst, quantization, calibration=None, work_dir=None):
+    """Writes a quantized copy of the ONNX file `src` to `dst`.
+
+    Args:
+        src: str. A float32 ONNX file (as `export_onnx` writes it).
+        dst: str. Output path.
+        quantization: str. One of `QUANTIZATIONS`.
+        calibration: list of `{input name: array}` feeds, for `"int8"` (the activation
+            ranges are calibrated on them; draw them from the model's prior).
+        work_dir: str or None. Scratch directory for the pre-processed model.
+
+    Raises:
+        ValueError: unknown quantization, `"int8"` without `calibration`, or a failed
+            conversion. ImportError: `"float16"` without onnxconverter-common, with the
+            install command.
+    """
+    import onnx
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"Unrecognized ONNX quantization={quantization!r}. Supported ONNX "
+                         f"quantizations are: {list(QUANTIZATIONS)}.")
+    if quantization == "float16":
+        try:
+            from onnxconverter_common import float16
+        except ImportError as e:
+            raise ImportError(f"The ONNX float16 variant needs onnxconverter-common: "
+                              f"{FLOAT16_INSTALL}") from e
+        try:
+            # Cast nodes stay in float32 (the converter inserts casts around them):
+            # onnxconverter-common >= 1.15 retypes a Cast(to=float)'s output as float16
+            # without changing its `to`, which ORT refuses to load
+            # (microsoft/onnxconverter-common#320; the label path of conditional models
+            # has such a Cast).
+            model = float16.convert_float_to_float16(
+                onnx.load(src), keep_io_types=True,
+                op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST) + ["Cast"])
+            onnx.checker.check_model(model)
+        except Exception as e:  # the converter raises assorted types
+            raise ValueError(f"ONNX float16 conversion of {src} failed: {e}") from e
+        onnx.save(model, dst)
+        return dst
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if quantization == "dynamic_int8":
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Gemm"])
+        except Exception as e:
+            raise ValueError(f"ONNX dynamic_int8 quantization of {src} failed: {e}") from e
+        return dst
+    if not calibration:
+        raise ValueError("ONNX quantization='int8' needs calibration inputs (a list of "
+                         "{input name: array} feeds drawn from the model's prior).")
+    import os
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self._feeds = iter(calibration)
+
+        def get_next(self):
+            return next(self._feeds, None)
+
+    scratch = tempfile.mkdtemp(dir=work_dir)
+    prepared = os.path.join(scratch, "prepared.onnx")
+    try:
+        # Shape inference and ORT's graph optimisation first (fuses e.g. BatchNorm into
+        # Conv), as ORT's quantization guide asks.
+        quant_pre_process(src, prepared, skip_symbolic_shape=True)
+        # Integer inputs (class labels) keep their dtype: only float tensors are quantized.
+        quantize_static(prepared, dst, _Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True, op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                        extra_options={"ActivationSymmetric": False})
+    except Exception as e:
+        raise ValueError(f"ONNX int8 (static) quantization of {src} failed: {e}") from e
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dst
 
 
 def file_runner(path, signature):

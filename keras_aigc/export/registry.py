@@ -65,6 +65,7 @@ class ExportContext:
         root: str. The bundle directory being written (a temporary one).
         formats: tuple of str. Formats requested.
         quantize: tuple of str. Extra TFLite quantizations.
+        onnx_quantize: tuple of str. Extra ONNX quantizations (`onnx.QUANTIZATIONS`).
         batch_sizes: tuple of int or `None` (dynamic batch).
         name: str. Bundle name.
         max_batch_size: int. Triton's `max_batch_size`.
@@ -83,6 +84,7 @@ class ExportContext:
     max_batch_size: int
     rng: object
     serving_batch_sizes: tuple = ()
+    onnx_quantize: tuple = ()
     artifacts: dict = dataclasses.field(default_factory=dict)
     cache: dict = dataclasses.field(default_factory=dict)
     _saved_models: dict = dataclasses.field(default_factory=dict)

@@ -40,6 +40,8 @@ def write(spec, ctx):
 
     repo, parts, opset = ctx.full("triton"), [], None
     for onnx_artifact in ctx.artifacts["onnx"]:
+        if onnx_artifact.quantization != "none":  # Triton serves the float32 files
+            continue
         part = onnx_artifact.parts[0]
         model_name = f"{ctx.name}_{part.signature.name}"
         source = ctx.full(onnx_artifact.path)

@@ -48,6 +48,8 @@ def test_export_run_dir(run_dir, capsys):
     (["--formats", "coreml"], "Unrecognized formats 'coreml'"),
     (["--quantize", "int4"], "Unrecognized quantize 'int4'"),
     (["--batch-sizes", "0"], "batch_sizes must be"),
+    (["--onnx-quantize", "int4"], "Unrecognized onnx_quantize 'int4'"),
+    (["--formats", "tflite", "--onnx-quantize", "int8"], "applies to ONNX files"),
 ])
 def test_bad_arguments(run_dir, tmp_path, capsys, argv, message):
     path, _ = run_dir

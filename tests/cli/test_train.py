@@ -89,3 +89,25 @@ def test_train_writes_a_complete_run_dir(tmp_path, capsys):
     assert model.latent_dim == 6 and model.image_shape == (32, 32, 1)
     assert np.isfinite(model.generate(2, seed=0)).all()
     assert f"Run directory: {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("data_section, batch_dim", [
+    ({"batch_size": 32}, 32),  # full batches only: a static batch size, as bare fit
+    ({"batch_size": 32, "drop_remainder": False}, None),  # the user keeps every image
+    ({"batch_size": 100_000}, None),  # fewer images than one batch: nothing is dropped
+])
+def test_training_dataset_has_a_static_batch_size(data_section, batch_dim):
+    import tensorflow as tf
+
+    from keras_aigc.cli import train
+    from keras_aigc.models import DCGAN
+
+    config = {**BASE, "data": {"source": "digits", **data_section}}
+    training = config_lib.TrainingConfig(**config["training"])
+    train_ds, val_ds, info, batch = train.load_datasets(
+        config, training, tf.distribute.get_strategy(), DCGAN)
+    assert train_ds.element_spec.shape[0] == batch_dim
+    # Validation keeps every image (its last batch may be short).
+    assert val_ds.element_spec.shape[0] is None
+    if batch_dim:
+        assert sum(1 for _ in train_ds) == info.num_examples // batch
