@@ -188,8 +188,26 @@ def prepare(source, output, *, spark=None, master="local[2]", spark_conf=None,
     return meta
 
 
+def ship_by_value():
+    """Makes Spark pickle this package's functions by value, not by module reference.
+
+    By reference, a Python worker would `import keras_aigc.data.prepare...`, which runs
+    `keras_aigc/__init__.py` and so imports TensorFlow and Keras into every worker: tens
+    of seconds per worker, and ~700 MB of RSS, over `spark.python.worker.memory`
+    (512 MB), so every shuffle spilled to disk and every `gc.collect()` (after each task
+    and each spill) walked TensorFlow's object graph. By value, executors need only numpy
+    and Pillow (the package's executor-side modules import nothing else).
+    """
+    from pyspark import cloudpickle
+
+    import keras_aigc.data.prepare as package
+
+    cloudpickle.register_pickle_by_value(package)
+
+
 def _run(spark, source, output, params, items, class_names, unlabeled, num_partitions):
     sc = spark.sparkContext
+    ship_by_value()
     slices = num_partitions or max(1, min(len(items), 4 * sc.defaultParallelism))
     from pyspark import StorageLevel
 
