@@ -89,3 +89,17 @@ def test_declare_and_apply_follow_keras_tuner_types():
     assert set_dotted({}, "training.epochs", 3) == {"training": {"epochs": 3}}
     assert SearchSpace({"training.epochs": {"choices": [1]}}, objective="fid").direction \
         == "min"
+
+
+def test_shipped_example_space_fits_the_dcgan_config():
+    import os
+
+    from keras_aigc.cli.config import load_config
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    space = SearchSpace.from_file(os.path.join(root, "examples", "tune_space_dcgan.yaml"))
+    space.check(load_config(os.path.join(root, "configs", "dcgan_mnist.yaml")))
+    assert space.objective == "fid" and space.direction == "min"
+    assert set(space.hyperparameters) == {"compile.g_optimizer.config.learning_rate",
+                                          "compile.d_optimizer.config.learning_rate",
+                                          "model.d_steps"}
