@@ -68,6 +68,12 @@ def main(args):
         stem = os.path.splitext(os.path.basename(args.config))[0]
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         args.output = os.path.join("runs", f"tune-{stem}-{stamp}")
-    tuning.search(config, space, args.output, algorithm=args.algorithm,
-                  max_trials=args.trials, max_epochs=args.max_epochs, seed=args.seed)
+    import keras_tuner
+
+    try:
+        tuning.search(config, space, args.output, algorithm=args.algorithm,
+                      max_trials=args.trials, max_epochs=args.max_epochs, seed=args.seed)
+    except keras_tuner.errors.FatalError as e:  # e.g. an objective no trial can report
+        print(f"keras-aigc tune: error: {e}", file=sys.stderr)
+        return 2
     return 0

@@ -76,3 +76,15 @@ def test_bad_search_settings(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     assert main(["tune", config, "--space", space]) == 2
     assert "--output: required in distributed mode" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_objective_missing_from_history_stops_the_search_naming_it(tmp_path, capsys):
+    config = write(tmp_path / "c.yaml", BASE)
+    space = write(tmp_path / "s.yaml", {"objective": "val_fidelity", "direction": "min",
+                                        "hyperparameters": {LR: {"choices": [1e-3, 2e-3]}}})
+    assert main(["tune", config, "--space", space, "--trials", "2", "--algorithm", "random",
+                 "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "objective 'val_fidelity': not in the trial's history.json" in err
+    assert "val_elbo" in err  # the keys it could have used
