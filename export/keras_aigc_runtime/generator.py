@@ -264,7 +264,8 @@ class Generator:
                                  sha256_of="manifest.json", generator_name="keras-aigc",
                                  generator_version=__version__)
 
-    def save_png(self, path, n=16, seed=None, labels=None, ncols=None, sign=None):
+    def save_png(self, path, n=16, seed=None, labels=None, ncols=None, sign=None,
+                 watermark=None):
         """Generates `n` images and writes them as one PNG grid with provenance.
 
         With `sign` (a credentials directory, see `keras-aigc credentials init`) the PNG
@@ -279,9 +280,12 @@ class Generator:
             labels: int, sequence of `n` ints or `None` (conditional models).
             ncols: int or `None`. Grid columns (default: about sqrt(n)).
             sign: str, `Credentials` or `None`. Signing credentials directory.
+            watermark: int or `None`. A 32-bit payload embedded as the invisible DWT-DCT
+                watermark (`keras_aigc_runtime.provenance.watermark`) before signing;
+                grids under 128 px a side are upscaled first (the PNG is then larger).
 
         Returns:
-            The uint8 images `(n, H, W, C)`.
+            The uint8 images `(n, H, W, C)` (unmarked).
 
         Example:
 
@@ -293,9 +297,19 @@ class Generator:
         from keras_aigc_runtime.png import encode_png, image_grid
         from keras_aigc_runtime.provenance import stamp_png
 
+        payload = None
+        if watermark is not None:  # checked before generating
+            from keras_aigc_runtime.provenance import watermark as wm
+
+            payload = wm.parse_payload(watermark) if isinstance(watermark, str) else \
+                watermark
+            wm.payload_bits(payload)
         pixels, used = self._generate(n, seed, labels)
         claims = self.provenance_claims(seed, None if used is None else used.tolist())
-        data = stamp_png(encode_png(image_grid(pixels, ncols)), claims, sign=sign)
+        grid = image_grid(pixels, ncols)
+        if payload is not None:
+            grid, _ = wm.mark(grid, payload)
+        data = stamp_png(encode_png(grid), claims, sign=sign)
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         tmp = f"{path}.tmp{os.getpid()}"

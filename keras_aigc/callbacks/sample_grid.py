@@ -28,6 +28,11 @@ class SampleGrid(keras.callbacks.Callback):
         scale: int or None. Nearest-neighbour upscaling of the PNG and TensorBoard image.
             Defaults to `None`: enough for cells of at least 64 pixels (at least 2x), so
             8x8 images stay legible.
+        interpolation_rows: int. With `tensorboard_dir`, also log the TensorBoard image
+            `interpolation`: this many rows, each a slerp path between two fixed prior
+            latents (`keras_aigc.latent.interpolate`), decoded at every grid. Models
+            without a latent space (`latent_dim` None) skip it. Defaults to `0` (off).
+        interpolation_steps: int >= 2. Images per interpolation row. Defaults to `8`.
 
     Example:
 
@@ -37,7 +42,8 @@ class SampleGrid(keras.callbacks.Callback):
     """
 
     def __init__(self, directory, every=1, num_images=64, seed=0, labels=None,
-                 tensorboard_dir=None, scale=None):
+                 tensorboard_dir=None, scale=None, interpolation_rows=0,
+                 interpolation_steps=8):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}.")
@@ -53,6 +59,16 @@ class SampleGrid(keras.callbacks.Callback):
                                   or scale < 1):
             raise ValueError(f"scale must be a positive integer or None, got {scale!r}.")
         self.scale = scale
+        if (isinstance(interpolation_rows, bool) or not isinstance(interpolation_rows, int)
+                or interpolation_rows < 0):
+            raise ValueError(f"interpolation_rows must be an integer >= 0, got "
+                             f"{interpolation_rows!r}.")
+        if (isinstance(interpolation_steps, bool) or not isinstance(interpolation_steps, int)
+                or interpolation_steps < 2):
+            raise ValueError(f"interpolation_steps must be an integer >= 2, got "
+                             f"{interpolation_steps!r}.")
+        self.interpolation_rows = interpolation_rows
+        self.interpolation_steps = interpolation_steps
         self.written = []
         self._writer = None
 
@@ -78,7 +94,39 @@ class SampleGrid(keras.callbacks.Callback):
         self.written.append(path)
         if self.tensorboard_dir is not None and step is not None:
             self._log_image(images, value_range, rows, scale, step)
+            if self.interpolation_rows and self.model.latent_dim is not None:
+                self._log_interpolation(value_range, scale, step)
         return path
+
+    def interpolation_latents(self):
+        """The fixed latents of the interpolation strip, `(rows * steps, latent_dim)`:
+        row `i` is the slerp path from `latents(rows, seed + 1)[i]` to
+        `latents(rows, seed + 2)[i]`."""
+        from keras_aigc.latent import interpolate
+
+        rows = self.interpolation_rows
+        z0 = self.model.latents(rows, seed=self.seed + 1)
+        z1 = self.model.latents(rows, seed=self.seed + 2)
+        z = interpolate(z0, z1, self.interpolation_steps, method="slerp")
+        return z.reshape(rows * self.interpolation_steps, -1)
+
+    def _log_interpolation(self, value_range, scale, step):
+        import tensorflow as tf
+
+        labels = None
+        if self.model.num_classes is not None:  # one class per row
+            labels = np.repeat(self.model.normalize_labels(None, self.interpolation_rows),
+                               self.interpolation_steps)
+        images = np.asarray(self.model.generate_from_latents(self.interpolation_latents(),
+                                                             labels=labels))
+        grid = make_grid(to_uint8(images, value_range), rows=self.interpolation_rows)
+        grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+        with self._writer.as_default():
+            tf.summary.image("interpolation", grid[None], step=step,
+                             description=f"{self.interpolation_rows} slerp paths of "
+                                         f"{self.interpolation_steps} steps between fixed "
+                                         f"latents (seeds {self.seed + 1}, {self.seed + 2})")
+        self._writer.flush()
 
     def _log_image(self, images, value_range, rows, scale, step):
         import tensorflow as tf

@@ -60,6 +60,10 @@ class TrainingConfig:
         fid_features: str. "auto" (the data's domain classifier if one exists, else off),
             "domain", "standard" (FIDInception) or "off" (or false).
         fid_samples: int. Generated images per FID measurement.
+        interpolation_rows: int. Rows of the TensorBoard image `interpolation` logged with
+            each sample grid (slerp paths between fixed latents; models without a latent
+            skip it); 0 turns it off.
+        interpolation_steps: int. Images per interpolation row (>= 2).
     """
 
     epochs: int = 1
@@ -79,6 +83,8 @@ class TrainingConfig:
     fid_every: typing.Optional[int] = None
     fid_features: typing.Union[str, bool] = "auto"
     fid_samples: int = 1000
+    interpolation_rows: int = 4
+    interpolation_steps: int = 8
 
 
 def _type_ok(value, annotation, default):
@@ -260,6 +266,12 @@ def check_training_values(section):
     if spe < 1:
         raise ConfigError(f"training.steps_per_execution: expected an integer >= 1, got "
                           f"{spe!r}.")
+    if section.get("interpolation_rows", 4) < 0:
+        raise ConfigError(f"training.interpolation_rows: expected an integer >= 0 (0 turns "
+                          f"the strip off), got {section['interpolation_rows']!r}.")
+    if section.get("interpolation_steps", 8) < 2:
+        raise ConfigError(f"training.interpolation_steps: expected an integer >= 2, got "
+                          f"{section['interpolation_steps']!r}.")
     timeout = section.get("cluster_timeout", 120.0)
     if timeout <= 0:
         raise ConfigError(f"training.cluster_timeout: expected a positive number of seconds, "

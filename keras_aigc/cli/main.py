@@ -9,6 +9,7 @@ COMMANDS = ["train", "sample", "export", "train-features", "evaluate", "publish"
 COMMANDS += ["credentials", "verify-image", "detect-watermark", "explore"]
 COMMANDS += ["finetune"]
 COMMANDS += ["prepare"]
+COMMANDS += ["tune"]
 
 
 def build_parser():

@@ -24,6 +24,11 @@ def add_parser(subparsers):
                         "in DIR (see `keras-aigc credentials init`). Without it the PNG gets "
                         "unsigned text chunks (model sha256, seed, generator) that prove "
                         "nothing.")
+    p.add_argument("--watermark", default=None, metavar="PAYLOAD",
+                   help="Embed an invisible DWT-DCT watermark carrying PAYLOAD (32 bits, "
+                        "decimal or 0x-hex; 'model' = the first 8 hex digits of the model "
+                        "file's sha256). Grids under 128 px a side are upscaled first (as "
+                        "28x28 MNIST must be). Read it with `keras-aigc detect-watermark`.")
     p.set_defaults(func=main)
     return p
 
@@ -41,6 +46,7 @@ def main(args):
         from keras_aigc_runtime.provenance.credentials import Credentials
 
         args.sign = Credentials(args.sign)
+    payload = _payload(args.watermark, path)  # a bad payload fails before the model loads
     model = load_model(path)
     kwargs = {}
     if args.labels is not None:
@@ -57,15 +63,48 @@ def main(args):
     out = args.output or os.path.join(run_dir, "samples", f"sample_seed{args.seed}.png")
     save_grid(images, out, value_range=value_range)
     try:
+        note = "" if payload is None else _watermark(out, payload)
         _stamp(out, model, path, args.seed, kwargs.get("labels"), args.num, args.sign)
     except BaseException:
         os.remove(out)  # no PNG without the provenance asked for
         raise
-    print(f"wrote {args.num} samples to {out}" + (" (signed)" if args.sign else ""))
+    print(f"wrote {args.num} samples to {out}" + (" (signed)" if args.sign else "") + note)
     if args.npy:
         np.save(args.npy, to_uint8(images, value_range))
         print(f"wrote uint8 images {images.shape} to {args.npy}")
     return 0
+
+
+def _payload(text, model_path):
+    if text is None:
+        return None
+    from keras_aigc_runtime.provenance import watermark
+
+    if text == "model":
+        from keras_aigc_runtime.manifest import sha256_file
+
+        return watermark.model_id(None, sha256_file(model_path))
+    try:
+        return watermark.parse_payload(text)
+    except ValueError as e:
+        raise ValueError(f"--watermark: {e}") from e
+
+
+def _watermark(png_path, payload):
+    """Rewrites the PNG with the watermark (before any signing, which covers it)."""
+    from PIL import Image
+
+    from keras_aigc_runtime.provenance import watermark
+
+    with Image.open(png_path) as im:
+        pixels = np.asarray(im)
+    marked, factor = watermark.mark(pixels, payload)
+    tmp = f"{png_path}.tmp{os.getpid()}"
+    Image.fromarray(marked).save(tmp, format="PNG")
+    os.replace(tmp, png_path)
+    upscaled = f", upscaled {factor}x to {marked.shape[1]}x{marked.shape[0]}" if factor > 1 \
+        else ""
+    return f" (watermark payload 0x{payload:08x}{upscaled})"
 
 
 def _stamp(png_path, model, model_path, seed, labels, n, sign):

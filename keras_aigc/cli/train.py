@@ -142,7 +142,9 @@ def make_callbacks(out_dir, run_dir, training, extra_callbacks=(), config=None, 
 
     samples = cb.SampleGrid(os.path.join(out_dir, "samples"), every=training.sample_every,
                             num_images=training.num_samples, seed=training.seed,
-                            tensorboard_dir=os.path.join(out_dir, "logs", "samples"))
+                            tensorboard_dir=os.path.join(out_dir, "logs", "samples"),
+                            interpolation_rows=training.interpolation_rows,
+                            interpolation_steps=training.interpolation_steps)
     before_tb, after_tb = train_monitoring.callbacks(config or {}, training, out_dir,
                                                      stream or sys.stdout)
     callbacks = [

@@ -73,3 +73,43 @@ def test_sample_grid_only_chief_writes(tmp_path, monkeypatch):
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ka.callbacks.SampleGrid(str(tmp_path), **kwargs)
+
+
+def test_interpolation_strip_in_tensorboard(tmp_path):
+    import io
+
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    gan = ka.models.DCGAN(image_shape=(8, 8, 1), latent_dim=4, g_filters=(4, 4), d_filters=(4,),
+                          kernel_size=3)
+    gan.compile()
+    grid = ka.callbacks.SampleGrid(str(tmp_path / "s"), every=2, num_images=4, seed=5,
+                                   tensorboard_dir=str(tmp_path / "tb"), scale=2,
+                                   interpolation_rows=3, interpolation_steps=5)
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    gan.fit(x, batch_size=4, epochs=4, verbose=0, callbacks=[grid])
+    acc = ea.EventAccumulator(str(tmp_path / "tb"), size_guidance={ea.TENSORS: 0})
+    acc.Reload()
+    assert {"samples", "interpolation"} <= set(acc.Tags()["tensors"])
+    events = acc.Tensors("interpolation")
+    assert [e.step for e in events] == [1, 3]  # every 2 epochs, 0-based epoch steps
+    width, height, png_bytes = tf.make_ndarray(events[-1].tensor_proto)
+    strip = np.asarray(Image.open(io.BytesIO(png_bytes)))
+    # 3 rows x 5 steps of 8x8 images, 2 px padding, 2x upscaled.
+    assert strip.shape[:2] == (2 * (3 * 10 + 2), 2 * (5 * 10 + 2))
+    assert (int(width), int(height)) == (strip.shape[1], strip.shape[0])
+    # The strip is the slerp path between the fixed latents of seeds 6 and 7, decoded by
+    # the trained model: row i starts at latents(3, seed=6)[i] and ends at seed 7's.
+    z0, z1 = gan.latents(3, seed=6), gan.latents(3, seed=7)
+    z = ka.latent.interpolate(z0, z1, 5, method="slerp")
+    np.testing.assert_allclose(z[:, 0], z0, atol=1e-6)
+    np.testing.assert_allclose(z[:, -1], z1, atol=1e-6)
+    expected = make_grid(to_uint8(gan.generate_from_latents(z.reshape(15, 4))), rows=3)
+    cells = strip[::2, ::2]
+    cells = cells[..., :1] if cells.ndim == 3 else cells[..., None]
+    np.testing.assert_array_equal(cells, expected)
+    with pytest.raises(ValueError, match="interpolation_steps must be an integer >= 2"):
+        ka.callbacks.SampleGrid(str(tmp_path), interpolation_steps=1)
+    with pytest.raises(ValueError, match="interpolation_rows must be an integer >= 0"):
+        ka.callbacks.SampleGrid(str(tmp_path), interpolation_rows=-1)

@@ -102,3 +102,51 @@ def test_detect_watermark_cli(tmp_path, capsys):
                  str(tmp_path / "missing.png")]) == 1
     out = capsys.readouterr().out
     assert "no watermark found" in out and "missing.png: error" in out
+
+
+def test_sample_watermark_is_read_back_by_detect_watermark(run_dir, creds, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    png = tmp_path / "w.png"
+    # 4 images of 8x8: a 44 px grid, below the watermark's 128 px minimum, so it is marked
+    # upscaled (3x, 132 px), as 28x28 MNIST digits are.
+    assert main(["sample", str(run_dir), "--num", "4", "--output", str(png),
+                 "--watermark", "0xBEEF", "--sign", str(creds)]) == 0
+    assert "watermark payload 0x0000beef, upscaled 3x to 132x132" in capsys.readouterr().out
+    assert np.asarray(Image.open(png)).shape == (132, 132)
+    assert main(["detect-watermark", str(png), "--payload", "0xbeef", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["payload"] == 0xBEEF
+    # Signed after marking: the manifest covers the watermarked pixels.
+    assert main(["verify-image", str(png)]) == 0
+    capsys.readouterr()
+    by_model = tmp_path / "m.png"
+    assert main(["sample", str(run_dir), "--num", "4", "--output", str(by_model),
+                 "--watermark", "model"]) == 0
+    capsys.readouterr()
+    sha = hashlib.sha256((run_dir / "model.keras").read_bytes()).hexdigest()
+    assert main(["detect-watermark", str(by_model), "--payload", f"0x{sha[:8]}"]) == 0
+
+
+@pytest.mark.parametrize("payload,message", [
+    ("0x1FFFFFFFF", "--watermark: watermark payload '0x1FFFFFFFF' is out of range"),
+    ("beef", "--watermark: watermark payload 'beef' is not an integer"),
+])
+def test_sample_bad_watermark_payload(run_dir, tmp_path, capsys, payload, message):
+    out = tmp_path / "x.png"
+    assert main(["sample", str(run_dir), "--output", str(out), "--watermark", payload]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_sample_watermark_on_mnist_sized_digit(tmp_path, capsys):
+    # A 28x28 digit model writing one image (a 64 px grid): marked at 2x upscale (128 px).
+    run = tmp_path / "run"
+    run.mkdir()
+    gan = ka.models.GAN.from_preset("mlp_mnist")
+    gan.save(str(run / "model.keras"))
+    png = tmp_path / "d.png"
+    assert main(["sample", str(run), "--num", "1", "--output", str(png), "--watermark",
+                 "12345"]) == 0
+    assert "upscaled 2x to 128x128" in capsys.readouterr().out
+    assert main(["detect-watermark", str(png), "--payload", "12345"]) == 0

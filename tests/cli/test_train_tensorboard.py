@@ -65,6 +65,12 @@ def test_event_files_hold_samples_fid_and_hparams(tmp_path, digits_classifier, c
     image = tf.io.decode_png(png).numpy()
     assert image.shape == (int(height), int(width), 1)
     assert image.shape[0] == (2 * 8 + 3 * 2) * 8
+    # With each grid, the latent interpolation strip (training.interpolation_rows=4 rows of
+    # interpolation_steps=8 slerp steps by default).
+    strips = samples.Tensors("interpolation")
+    assert [e.step for e in strips] == [0, 1]
+    strip = tf.io.decode_png(tf.make_ndarray(strips[-1].tensor_proto)[2]).numpy()
+    assert strip.shape[:2] == ((4 * 10 + 2) * 8, (8 * 10 + 2) * 8)
 
     train = _load(os.path.join(logs, "train"))
     fid = _values(train, "epoch_fid")

@@ -281,3 +281,30 @@ def watermark_upscaled(image, payload, factor=None, scale=DEFAULT_SCALE):
     factor = upscale_factor(*x.shape[:2]) if factor is None else int(factor)
     big = np.repeat(np.repeat(x, factor, axis=0), factor, axis=1)
     return embed(big, payload, scale=scale)
+
+
+def mark(image, payload, scale=DEFAULT_SCALE):
+    """Watermarks `image` as it is when both sides reach `MIN_SIDE`, else an upscaled copy.
+
+    Returns `(marked uint8 image, factor)`: `factor` is 1, or the nearest-neighbour
+    upscaling that small images (a single 28x28 digit, a small grid) needed; then the
+    marked image is that much larger than the input.
+    """
+    x = np.asarray(image)
+    factor = upscale_factor(*x.shape[:2])
+    if factor == 1:
+        return embed(x, payload, scale=scale), 1
+    return watermark_upscaled(x, payload, factor=factor, scale=scale), factor
+
+
+def parse_payload(text):
+    """A 32-bit payload from text: decimal or 0x-hex (e.g. `"0xDEADBEEF"`)."""
+    try:
+        value = int(str(text).strip(), 0)
+    except ValueError as e:
+        raise ValueError(f"watermark payload {text!r} is not an integer; give 0 to "
+                         f"{2**PAYLOAD_BITS - 1} in decimal or 0x-hex (e.g. 0xDEADBEEF).") from e
+    if not 0 <= value < 2**PAYLOAD_BITS:
+        raise ValueError(f"watermark payload {text!r} is out of range: it must fit in "
+                         f"{PAYLOAD_BITS} bits (0 to {2**PAYLOAD_BITS - 1}).")
+    return value

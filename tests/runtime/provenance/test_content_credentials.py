@@ -146,3 +146,21 @@ def test_bad_credentials_and_inputs(tmp_path, creds):
     with pytest.raises(ValueError, match="days must be a positive integer"):
         init_test_credentials(str(tmp_path / "x"), days=0)
     assert json.dumps(verify_png(_png()).to_dict())
+
+
+def test_generator_save_png_watermark_is_read_back(dcgan_bundle, creds, tmp_path):
+    from keras_aigc_runtime.provenance import watermark
+
+    g = keras_aigc_runtime.load(dcgan_bundle[1])
+    path = str(tmp_path / "marked.png")
+    g.save_png(path, 4, seed=5, sign=creds[0], watermark=0xC0FFEE)
+    with open(path, "rb") as f:
+        data = f.read()
+    marked = png_edit.pixels(data)
+    assert min(marked.shape[:2]) >= watermark.MIN_SIDE  # small grids are marked upscaled
+    found = watermark.extract(marked)
+    assert found["detected"] and found["payload"] == 0xC0FFEE
+    assert verify_png(path).status == "valid"  # signed after marking
+    with pytest.raises(ValueError, match="out of range"):
+        g.save_png(str(tmp_path / "bad.png"), 1, watermark="0x100000000")
+    assert not os.path.exists(tmp_path / "bad.png")
