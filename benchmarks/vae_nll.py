@@ -158,6 +158,9 @@ def main(argv=None):
     p.add_argument("--eval-batch", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="Also write the results to this file.")
+    p.add_argument("--evaluate-weights", nargs="+", default=None, metavar="WEIGHTS_H5",
+                   help="Skip training: evaluate these saved weights of the --config model "
+                        "(e.g. the run's checkpoints) on the first --num-test images.")
     p.add_argument("--record", action="store_true",
                    help=f"Append the result row to {os.path.relpath(RECORDS, ROOT)}.")
     args = p.parse_args(argv)
@@ -216,6 +219,23 @@ def main(argv=None):
                 f"diagonal Gaussian q, N(0, I) prior, Bernoulli p(x|z); "
                 f"objective={args.objective}(k={args.iwae_samples}); Adam "
                 f"{args.learning_rate} cosine to 10%, batch {batch_size}")
+
+    if args.evaluate_weights:
+        vae.compile()
+        result = {"architecture": arch, "config": args.config, "k": args.k, "trend": [],
+                  "commit": _commit(), "load_avg_start": list(os.getloadavg()),
+                  "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])}
+        for path in args.evaluate_weights:
+            vae.load_weights(path)
+            ll = evaluate(vae, x_test, args.k, args.eval_batch, 2, os.path.basename(path))
+            result["trend"].append({"weights": path, "num_test": len(ll),
+                                    "nll": float(-ll.mean()),
+                                    "nll_stderr": float(ll.std() / np.sqrt(len(ll)))})
+            result["load_avg_end"] = list(os.getloadavg())
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(result, f, indent=2)
+        return result
 
     callbacks = [ka.callbacks.KLWarmup(args.warmup_steps)] if args.warmup_steps else []
     if args.cpu_minutes is not None:

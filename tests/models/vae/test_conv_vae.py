@@ -33,10 +33,10 @@ def dataset():
 
 def test_encoder_halves_the_resolution_per_conv_and_decoder_is_dense():
     vae = tiny()
-    convs = [l for l in vae.encoder.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [layer for layer in vae.encoder.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [tuple(c.output.shape[1:]) for c in convs] == [(4, 4, 4), (2, 2, 6)]
     assert [c.strides for c in convs] == [(2, 2), (2, 2)]
-    assert not any(isinstance(l, keras.layers.Conv2D) for l in vae.decoder.layers)
+    assert not any(isinstance(layer, keras.layers.Conv2D) for layer in vae.decoder.layers)
     loc, scale = vae.encode(binary_images(5))
     assert loc.shape == scale.shape == (5, 3) and np.all(scale > 0)
     out = vae.decode(np.zeros((4, 3), np.float32))
