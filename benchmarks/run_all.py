@@ -151,6 +151,15 @@ def run_quality(args):
         if call("train", os.path.join("configs", f"{name}.yaml"), run_dir,
                 "--budget-minutes", str(2 * args.budget_minutes)) == 0:
             call("evaluate", run_dir)
+    # The VAE recipe: trained under the same CPU budget, NLL at k=5000 on the full test
+    # set, its row appended to results/vae_nll.jsonl.
+    vae_cmd = [sys.executable, os.path.join(HERE, "vae_nll.py"), "--config",
+               os.path.join("configs", "vae_mnist_quality.yaml"), "--cpu-minutes",
+               str(2 * args.budget_minutes), "--checkpoint-every", str(args.budget_minutes / 3),
+               "--out", os.path.join(args.runs_dir, "vae_mnist_quality"), "--json",
+               os.path.join(HERE, "results", "vae_nll_quality.json"), "--record"]
+    print("[run_all] " + " ".join(vae_cmd), file=sys.stderr, flush=True)
+    subprocess.run(vae_cmd, cwd=ROOT, env=env)
     table_path = os.path.join(HERE, "results", "quality.md")
     subprocess.run([sys.executable, script, "table"], cwd=ROOT,
                    env=dict(env, KERAS_AIGC_BENCH_MARKDOWN=table_path))

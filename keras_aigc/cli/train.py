@@ -1,5 +1,6 @@
 """`keras-aigc train CONFIG`: build data and model from a config, fit, save a run dir."""
 
+import copy
 import datetime
 import inspect
 import json
@@ -122,7 +123,10 @@ def build_and_compile(config, info, training, strategy):
         model = build_model(config, info)
         if not model.built:
             model.build()
-        compile_kwargs = dict(config.get("compile") or {})
+        # A deep copy: Keras' Optimizer.from_config replaces a nested learning-rate
+        # schedule dict by the schedule object in place, which would leave the run
+        # config unserializable (hparams, config.yaml).
+        compile_kwargs = copy.deepcopy(dict(config.get("compile") or {}))
         compile_kwargs.setdefault("jit_compile", resolve_jit_compile(training.jit_compile))
         compile_kwargs.setdefault("steps_per_execution", training.steps_per_execution)
         model.compile(**compile_kwargs)

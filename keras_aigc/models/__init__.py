@@ -12,6 +12,7 @@ from keras_aigc.models.gan import (
     ResNetGAN,
 )
 from keras_aigc.models.vae import VAE, BetaVAE, ConditionalVAE
+from keras_aigc.models.vae.conv_vae import ConvVAE
 from keras_aigc.models.vae.resnet_vae import ResNetVAE
 
 MODELS = {"GAN": GAN, "DCGAN": DCGAN}
@@ -20,6 +21,7 @@ MODELS.update({"VAE": VAE, "BetaVAE": BetaVAE, "ConditionalVAE": ConditionalVAE}
 MODELS.update({"PixelCNN": PixelCNN})
 MODELS.update({"ResNetGAN": ResNetGAN, "ConditionalResNetGAN": ConditionalResNetGAN,
                "ResNetVAE": ResNetVAE})
+MODELS.update({"ConvVAE": ConvVAE})
 
 
 def get(name):
@@ -37,3 +39,4 @@ from keras_aigc.models.preset import load_preset as from_preset  # noqa: E402
 __all__ += ["from_preset"]
 __all__ += ["PixelCNN"]
 __all__ += ["ResNetGAN", "ConditionalResNetGAN", "ResNetVAE"]
+__all__ += ["ConvVAE"]

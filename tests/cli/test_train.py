@@ -115,3 +115,24 @@ def test_training_dataset_has_a_static_batch_size(data_section, batch_dim):
     assert val_ds.element_spec.shape[0] is None
     if batch_dim:
         assert sum(1 for _ in train_ds) == info.num_examples // batch
+
+
+def test_learning_rate_schedule_in_compile_trains_and_config_stays_serializable(tmp_path):
+    # Keras' Optimizer.from_config swaps a nested schedule dict for the object in place;
+    # the trainer must not let that reach the run config (hparams, config.yaml).
+    config = json.loads(json.dumps(BASE))
+    schedule = {"module": "keras.optimizers.schedules", "class_name": "CosineDecay",
+                "config": {"initial_learning_rate": 1e-3, "decay_steps": 10, "alpha": 0.1}}
+    config["model"] = {"name": "ConvVAE", "latent_dim": 2, "channels": [4, 4],
+                       "hidden_units": [8], "objective": "iwae", "iwae_samples": 2}
+    config["data"].update(scaling="sigmoid", binarize="dynamic")
+    config["compile"] = {"optimizer": {"class_name": "Adam",
+                                       "config": {"learning_rate": schedule}}}
+    out = tmp_path / "run"
+    assert main(["train", _write(tmp_path, config), "--output", str(out)]) == 0
+    with open(out / "config.yaml") as f:
+        saved = yaml.safe_load(f)
+    assert saved["compile"]["optimizer"]["config"]["learning_rate"] == schedule
+    model = keras.models.load_model(str(out / "model.keras"))
+    assert model.optimizer.get_config()["learning_rate"]["class_name"] == "CosineDecay"
+    assert int(model.optimizer.iterations) == 2
