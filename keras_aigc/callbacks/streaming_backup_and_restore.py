@@ -23,11 +23,7 @@ class StreamingBackupAndRestore(BackupAndRestore):
     `tf.train.Checkpoint(iterator=...)`, next to each backup; on restart it restores that
     iterator before the first step, so the next batch is the one the uninterrupted run
     would have drawn, without replaying anything. Backups without an iterator state
-    (e.g. taken at an epoch end) fall back to the base behaviour: a resume at an epoch
-    boundary starts the next epoch with a fresh iterator, which reads the same data in a
-    different shuffle order than the uninterrupted run (tf.data draws each epoch's
-    shuffle seeds from a generator that iterator checkpoints do not reproduce; even a
-    restored never-read iterator shuffles differently).
+    (e.g. taken at an epoch end) fall back to the base behaviour.
 
     Every task of a multi-worker run saves its own iterator (it reads its own shards) as
     `iter-<step>.<task>.*` in `backup_dir`, which must be storage all tasks see. The
@@ -66,24 +62,15 @@ class StreamingBackupAndRestore(BackupAndRestore):
                     f"backup_dir={self.backup_dir!r}: backup.json says the input iterator "
                     f"was saved, but {prefix + '.index'!r} is missing (was backup_dir on "
                     "storage every task sees?). Delete backup_dir to start over.")
-            # Resume the saved iterator instead of replaying the trained batches. The
-            # steps already done stay no-op steps (`_to_skip`, counted by Keras but not
-            # drawn from the restored iterator, which is already past them): Keras
-            # learns an unknown epoch length from the steps it sees, so without them the
-            # epochs after the resumed one would be cut to the resumed remainder.
+            # Resume the saved iterator instead of replaying the trained batches.
             self._unwrap_train_function()
+            self._to_skip = 0
             self._restore_prefix = prefix
         if self.model.train_function is None:
             self.model.make_train_function()
         original = self.model.train_function
-        no_op_skips = self._restore_prefix is not None
 
         def capture(iterator):
-            if no_op_skips and self._to_skip > 0:
-                self._to_skip -= 1
-                self._skipping = True
-                return dict(self._stale_logs)
-            self._skipping = False
             if self._restore_prefix is not None:
                 import tensorflow as tf
 

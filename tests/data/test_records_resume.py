@@ -75,25 +75,3 @@ def test_killed_run_resumes_with_the_next_batch(tmp_path):
     assert after[0]["step"] == meta["step"] + 1
     assert [r["fp"] for r in after] == reference[meta["step"]:]
     assert [r["fp"] for r in before[:meta["step"]]] == reference[:meta["step"]]
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(4800)
-def test_epochs_after_a_resumed_one_keep_every_batch(tmp_path):
-    """Keras learns an unknown epoch length from the steps it sees; a run resumed at step
-    k of an epoch still sees the k done steps (as no-op steps), so the next epoch is not
-    cut to the resumed remainder, and batch indices continue where they were."""
-    records = str(tmp_path / "records")
-    write_records(records, random_images(100), np.zeros(100, int), shards=(3, 1, 1))
-    job = dict(records=records, backup=str(tmp_path / "b"), log=str(tmp_path / "killed"),
-               sleep=0.5, epochs=2)
-    _run(job, tmp_path, "killed", kill_after=5)
-    meta = json.load(open(os.path.join(job["backup"], "backup.json")))
-    assert meta["iterator_state"] and meta["epoch"] == 0 and 5 <= meta["batch"] < 15
-    job.update(sleep=0.0, log=str(tmp_path / "resumed"))
-    _run(job, tmp_path, "resumed")
-    after = _lines(job["log"])
-    # Epoch 0: the steps after the backup, with their own batch indices; epoch 1: all 15.
-    assert [(r["epoch"], r["batch"]) for r in after] == (
-        [(0, b) for b in range(meta["batch"], 15)] + [(1, b) for b in range(15)])
-    assert [r["step"] for r in after] == list(range(meta["step"] + 1, 31))
