@@ -43,8 +43,10 @@ class GAN(GenerativeModel):
             penalty, gamma for R1). Defaults to `10.0`.
         ema_decay: float or None. When set, keeps an exponential moving average of the
             generator weights, `ema = decay * ema + (1 - decay) * w` after every generator
-            update (non-trainable state such as batch-norm statistics is copied);
-            `generate()`, `call()` and `inference_generator` then use it, and it is saved
+            update. Its batch-norm moving statistics are its own: the EMA generator runs
+            forward in batch-statistics mode on each step's latents (one extra generator
+            forward per step), so they describe the averaged weights; other non-trainable
+            state is copied. `generate()`, `call()` and `inference_generator` then use it, and it is saved
             in `.keras` files. Defaults to `None`.
         diff_augment: str, list or None. DiffAugment policy (`"color"`, `"translation"`,
             `"cutout"`, or a comma-separated mix) applied to real and fake images before
