@@ -32,13 +32,14 @@ import argparse
 import json
 import math
 import os
-import resource
 import shlex
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import quality  # noqa: E402 - the GAN quality script's CPU-time and commit helpers
+
 ROOT = os.path.dirname(HERE)
 RECORDS = os.path.join(HERE, "results", "vae_nll.jsonl")
 ANCHORS = {"VAE, 1 layer (Burda et al. 2015)": 86.76,
@@ -49,16 +50,11 @@ EVAL_SLICE = 500
 
 def cpu_seconds():
     """User + system CPU seconds of this process (all its threads)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return quality._cpu_seconds()
 
 
 def _commit():
-    try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    return quality._commit()
 
 
 def budget_callback(cpu_minutes, wall_minutes, base_lr, checkpoint_every, out_dir):
