@@ -310,15 +310,20 @@ def apply_overrides(config, overrides):
     return config
 
 
-def load_config(path, overrides=()):
-    """Reads a YAML config, applies `--set` overrides and validates the result."""
+def read_yaml(path, what="Config"):
+    """The YAML document at `path` (`{}` when empty); clear errors for a missing file or bad YAML."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Config file not found: {os.path.abspath(path)!r}.")
+        raise FileNotFoundError(f"{what} file not found: {os.path.abspath(path)!r}.")
     with open(path) as f:
         try:
-            config = yaml.safe_load(f) or {}
+            return yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({e}).") from e
+
+
+def load_config(path, overrides=()):
+    """Reads a YAML config, applies `--set` overrides and validates the result."""
+    config = read_yaml(path)
     if isinstance(config, dict):
         # Paths written in the file are relative to the file; --set ones to the shell's cwd.
         config = resolve_paths(config, os.path.dirname(os.path.abspath(path)))

@@ -74,13 +74,7 @@ def add_parser(subparsers):
 
 def load_config(path, overrides=()):
     """Reads and validates a fine-tuning config; raises ConfigError naming the key."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Config file not found: {os.path.abspath(path)!r}.")
-    with open(path) as f:
-        try:
-            config = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise config_lib.ConfigError(f"{path}: not valid YAML ({e}).") from e
+    config = config_lib.read_yaml(path)
     config = config_lib.apply_overrides(config, overrides)
     if not isinstance(config, dict):
         raise config_lib.ConfigError("config: expected a mapping at the top.")

@@ -21,11 +21,8 @@ so an unknown key or a value of the wrong type fails naming the key.
 """
 
 import copy
-import os
 
-import yaml
-
-from keras_aigc.cli.config import ConfigError, validate
+from keras_aigc.cli.config import ConfigError, read_yaml, validate
 
 SOURCES = ("history", "evaluate")
 DIRECTIONS = ("min", "max")
@@ -152,13 +149,7 @@ class SearchSpace:
 
     @classmethod
     def from_file(cls, path):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Search space file not found: {os.path.abspath(path)!r}.")
-        with open(path) as f:
-            try:
-                raw = yaml.safe_load(f) or {}
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{path}: not valid YAML ({e}).") from e
+        raw = read_yaml(path, "Search space")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top, got "
                               f"{type(raw).__name__}.")
