@@ -171,3 +171,34 @@ def test_batchnorm_synchronization_is_the_requested_one_in_any_scope():
         assert _batchnorm_sync_flags(tiny()) == [True, True, True]
         assert _batchnorm_sync_flags(tiny(sync_batchnorm=False)) == [False, False, False]
     assert tiny(sync_batchnorm=False).get_config()["sync_batchnorm"] is False
+
+
+def test_d_batchnorm_adds_batch_norm_after_every_conv_but_the_first(tmp_path):
+    kwargs = dict(image_shape=(16, 16, 1), latent_dim=4, g_filters=(8, 4), d_filters=(4, 8, 8),
+                  kernel_size=3, dropout=0.0, seed=0)
+    plain = ka.models.DCGAN(**kwargs)
+    model = ka.models.DCGAN(**kwargs, d_batchnorm=True)
+    bn = [layer.name for layer in model.discriminator.layers
+          if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bn == ["down1_bn", "down2_bn"]
+    assert not any(isinstance(layer, keras.layers.BatchNormalization)
+                   for layer in plain.discriminator.layers)
+    # Convs followed by batch norm carry no bias; the first conv keeps its bias.
+    assert model.discriminator.get_layer("down0").use_bias
+    assert not model.discriminator.get_layer("down1").use_bias
+    assert model.get_config()["d_batchnorm"] is True
+    model.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.d_batchnorm is True
+    np.testing.assert_array_equal(loaded.discriminator(x, training=False).numpy(),
+                                  model.discriminator(x, training=False).numpy())
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_d_batchnorm_must_be_a_bool(value):
+    with pytest.raises(ValueError, match="d_batchnorm must be true or false"):
+        ka.models.DCGAN(image_shape=(16, 16, 1), g_filters=(8, 4), d_filters=(4,),
+                        d_batchnorm=value)
