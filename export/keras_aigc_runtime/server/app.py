@@ -147,11 +147,14 @@ class _ParsePool:
             self._pool = None
 
 
-def create_app(generator, config=None, auth_tokens=None, sign=None):
+def create_app(generator, config=None, auth_tokens=None, sign=None, watermark=None):
     """Returns the ASGI app serving `generator` (a `keras_aigc_runtime.Generator`).
 
     `sign` (a credentials directory) signs every PNG of the `generate.png` route with C2PA
-    Content Credentials; without it those PNGs carry unsigned text chunks.
+    Content Credentials; without it those PNGs carry unsigned text chunks. `watermark`
+    (a 32-bit int payload) embeds the invisible DWT-DCT watermark in every such PNG before
+    signing; grids under 128 px a side are upscaled first, as `Generator.save_png` does.
+    The tensor routes (`/infer`) return model outputs and are never marked.
 
     Models are named `<bundle name>_<signature>` (as in the bundle's Triton
     repository), and `<bundle name>` is the image-producing signature.
@@ -164,6 +167,10 @@ def create_app(generator, config=None, auth_tokens=None, sign=None):
     """
     config = config or ServerConfig()
     credentials = as_credentials(sign)  # loaded now: a bad directory fails at start-up
+    if watermark is not None:  # checked now: a bad payload fails at start-up
+        from keras_aigc_runtime.provenance import watermark as wm
+
+        wm.payload_bits(watermark)
     metrics = Metrics()
     models = {f"{generator.name}_{s}": s for s in generator.signatures}
     models[generator.name] = generator.primary
@@ -443,8 +450,10 @@ def create_app(generator, config=None, auth_tokens=None, sign=None):
             claims = generator.provenance_claims(seed, None if used is None else used.tolist())
 
             def encode():
-                body = encode_png(image_grid(generator.to_uint8(out[image_name]), ncols))
-                return stamp_png(body, claims, sign=credentials)
+                grid = image_grid(generator.to_uint8(out[image_name]), ncols)
+                if watermark is not None:
+                    grid, _ = wm.mark(grid, watermark)
+                return stamp_png(encode_png(grid), claims, sign=credentials)
 
             body = await asyncio.get_running_loop().run_in_executor(cpu_executor, encode)
             return Response(body, media_type="image/png")

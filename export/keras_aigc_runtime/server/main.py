@@ -68,8 +68,25 @@ def build_parser():
     s_.add_argument("--sign", default=None, metavar="DIR",
                     help="sign every PNG with C2PA Content Credentials using the key and "
                          "certificate chain in DIR (see `keras-aigc credentials init`)")
+    s_.add_argument("--watermark", default=None, metavar="PAYLOAD",
+                    help="embed an invisible DWT-DCT watermark carrying PAYLOAD (32 bits, "
+                         "decimal or 0x-hex; 'model' = the first 8 hex digits of the bundle's "
+                         "manifest sha256) in every PNG of the generate.png route; grids under "
+                         "128 px a side are upscaled first. Read it with `keras-aigc "
+                         "detect-watermark`")
     p.add_argument("--log-level", default="info")
     return p
+
+
+def _watermark_payload(text, generator):
+    """`--watermark`: None, 'model' (the bundle's manifest sha256 prefix) or a 32-bit int."""
+    if text is None:
+        return None
+    from keras_aigc_runtime.provenance import watermark
+
+    if text == "model":
+        return watermark.model_id(generator.name, generator.manifest_sha256)
+    return watermark.parse_payload(text)
 
 
 def main(argv=None):
@@ -113,7 +130,13 @@ def main(argv=None):
             "model. Pass --auth-token-file (README: Running the server in production).",
             args.host)
     try:
-        app = create_app(generator, config, auth_tokens=tokens or None, sign=args.sign)
+        payload = _watermark_payload(args.watermark, generator)
+    except ValueError as e:
+        print(f"keras-aigc-serve: --watermark: {e}", file=sys.stderr)
+        return 2
+    try:
+        app = create_app(generator, config, auth_tokens=tokens or None, sign=args.sign,
+                         watermark=payload)
     except (ValueError, FileNotFoundError) as e:
         print(f"keras-aigc-serve: --sign: {e}", file=sys.stderr)
         return 2
@@ -134,3 +157,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
