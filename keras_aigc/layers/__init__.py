@@ -2,5 +2,6 @@
 
 from keras_aigc.layers.conditional_batch_norm import ConditionalBatchNorm
 from keras_aigc.layers.diff_augment import DiffAugment
+from keras_aigc.layers.label_onehot import LabelOneHot
 
-__all__ = ["ConditionalBatchNorm", "DiffAugment"]
+__all__ = ["ConditionalBatchNorm", "DiffAugment", "LabelOneHot"]

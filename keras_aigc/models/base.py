@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
 from keras_aigc.export.export_utils import IMAGE, LABEL, LATENT, Signature, TensorInfo
+from keras_aigc.layers.label_onehot import one_hot_labels
 from keras_aigc.models.preset import PresetMixin
 from keras_aigc_runtime import postprocess as bundle_format
 
@@ -137,6 +138,15 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
             labels = keras.ops.convert_to_numpy(labels)
         # The runtime's rule, so that Keras and an exported bundle pick the same labels.
         return bundle_format.normalize_labels(labels, n, self.num_classes)
+
+    def onehot(self, labels):
+        """One-hot float32 `(B, num_classes)` of int labels `(B,)`, `None` for an
+        unconditional model: the function behind `keras_aigc.layers.LabelOneHot`, for
+        families whose networks are not functional models (functional networks use the
+        layer itself). Eager labels outside `[0, num_classes)` raise a ValueError."""
+        if self.num_classes is None:
+            return None
+        return one_hot_labels(labels, self.num_classes)
 
     # ------------------------------------------------------------- generating
     def latents(self, n, seed=None):

@@ -150,11 +150,6 @@ class PixelCNN(GenerativeModel):
         self.built = True
 
     # ------------------------------------------------------------------ network
-    def onehot(self, labels):
-        if self.num_classes is None:
-            return None
-        return tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), self.num_classes)
-
     def vertical(self, x, onehot):
         """Vertical stack on network-space images `(B, H', W, C)`: per block, the
         down-shifted contribution to the horizontal stack `(B, H', W, 2F)` (class bias

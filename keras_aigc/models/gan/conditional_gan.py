@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_aigc.layers.label_onehot import LabelOneHot
 from keras_aigc.models.gan.dcgan import build_dcgan_generator
 from keras_aigc.models.gan.gan import GAN
 from keras_aigc.models.gan.wgan_gp import check_image_args
@@ -51,8 +52,7 @@ def build_projection_discriminator(image_shape, num_classes, d_filters, kernel_s
     # The class embedding as a bias-free Dense on one-hot labels (the same map): Keras'
     # SpectralNormalization casts its output to its input's dtype, which would turn an
     # Embedding's output into integers.
-    one_hot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot",
-                                            name="one_hot")(labels)
+    one_hot = LabelOneHot(num_classes, name="one_hot")(labels)
     embedded = wrap(keras.layers.Dense(feature_dim, use_bias=False, name="projection"))(one_hot)
     projection = keras.layers.Dot(axes=1, name="inner_product")([h, embedded])
     logit = keras.layers.Add(name="logit")([unconditional, projection])

@@ -7,6 +7,7 @@ The builders here are shared by `ResNetGAN` (unconditional) and `ConditionalResN
 import keras
 
 from keras_aigc.layers.conditional_batch_norm import ConditionalBatchNorm
+from keras_aigc.layers.label_onehot import LabelOneHot
 from keras_aigc.models.gan.gan import GAN
 
 # Channel widths per resolution (G: base 4x4 first; D: image resolution first).
@@ -153,8 +154,7 @@ def build_resnet_discriminator(image_shape, d_channels, num_classes=None, power_
     h = keras.layers.Rescaling(float(area), name="sum_pool")(h)
     logit = _sn(keras.layers.Dense(1, name="psi"), power_iterations)(h)
     if num_classes:
-        one_hot = keras.layers.CategoryEncoding(num_classes, output_mode="one_hot",
-                                                name="one_hot")(labels)
+        one_hot = LabelOneHot(num_classes, name="one_hot")(labels)
         embedded = _sn(keras.layers.Dense(int(d_channels[-1]), use_bias=False,
                                           name="projection"), power_iterations)(one_hot)
         projection = keras.layers.Dot(axes=1, name="inner_product")([h, embedded])

@@ -10,8 +10,9 @@ from keras_aigc.models.vae.vae import VAE
 class ConditionalVAE(VAE):
     """A conditional VAE: `q(z | x, y)`, `p(x | z, y)` with a one-hot label `y`.
 
-    The one-hot label is concatenated to the flattened image in the encoder and to `z`
-    in the decoder; the prior stays `p(z)`. Datasets yield `(images, labels)`
+    Both networks take the integer labels and turn them into one-hot vectors inside
+    (`keras_aigc.layers.LabelOneHot`), concatenated to the flattened image in the encoder
+    and to `z` in the decoder; the prior stays `p(z)`. Datasets yield `(images, labels)`
     (`keras_aigc.data.load(..., labels=True)`), and `generate(n, labels=...)` draws
     images of the given classes.
 
@@ -44,4 +45,4 @@ class ConditionalVAE(VAE):
     def _split_call_inputs(self, inputs):
         if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
             raise ValueError("ConditionalVAE is called on (images, labels).")
-        return inputs[0], self.onehot(inputs[1])
+        return inputs[0], inputs[1]

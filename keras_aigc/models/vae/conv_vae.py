@@ -76,24 +76,22 @@ class ConvVAE(VAE):
 
     def build_encoder(self):
         image = keras.Input(self.image_shape, name="image")
-        inputs = [image]
+        labels, onehot = networks.label_input(self.num_classes)
         h = image
         for i, ch in enumerate(self.channels):
             h = keras.layers.Conv2D(ch, 3, strides=2, padding="same",
                                     activation=self.activation, name=f"conv{i}")(h)
         h = keras.layers.Flatten(name="flatten")(h)
-        if self.label_dim:
-            onehot = keras.Input((self.label_dim,), name="label_onehot")
-            inputs.append(onehot)
+        if onehot is not None:
             h = keras.layers.Concatenate(name="concat_label")([h, onehot])
         for i, units in enumerate(self.hidden_units):
             h = keras.layers.Dense(units, activation=self.activation, name=f"hidden{i}")(h)
         params = PosteriorParams(self.latent_dim, self.posterior, name="posterior_params")
         raw = keras.layers.Dense(params.num_params, dtype="float32", name="posterior_raw")(h)
         loc, scale = params(raw)
-        return keras.Model(inputs if self.label_dim else image, [loc, scale], name="encoder")
+        return keras.Model([image, *labels] if labels else image, [loc, scale], name="encoder")
 
     def build_decoder(self):
         return networks.build_mlp_decoder(self.image_shape, self.latent_dim, self.hidden_units,
                                           self.activation, self.likelihood_params,
-                                          self.label_dim)
+                                          self.num_classes)

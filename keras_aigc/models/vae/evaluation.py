@@ -22,7 +22,7 @@ class VAEEvaluation:
     """
 
     def _prepare(self, x, labels):
-        """Checks user images (and labels); returns float32 `x` and one-hot labels."""
+        """Checks user images (and labels); returns float32 `x` and int32 labels `(N,)`."""
         x = np.asarray(dists.to_numpy(x), dtype=np.float32)
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
@@ -42,30 +42,30 @@ class VAEEvaluation:
         return x, self._prepare_labels(labels, len(x))
 
     def _prepare_labels(self, labels, n):
-        """One-hot float32 `(n, label_dim)` for the evaluation functions, which need the
-        true labels of conditional models (no default)."""
+        """Int32 labels `(n,)` for the evaluation functions, which need the true labels of
+        conditional models (no default); zeros, unused, for unconditional ones."""
         if self.num_classes is not None and labels is None:
             raise ValueError(f"{type(self).__name__} needs labels: an int array of shape "
                              f"({n},) with values in [0, {self.num_classes}).")
         labels = self.normalize_labels(labels, n)
         if labels is None:
-            return np.zeros((n, 0), np.float32)
-        return np.eye(self.num_classes, dtype=np.float32)[labels]
+            return np.zeros((n,), np.int32)
+        return labels
 
-    def _log_weights(self, x, onehot, num, seed):
+    def _log_weights(self, x, labels, num, seed):
         """`log p(x, z) - log q(z | x)` for `num` samples per example: `(num, B)`."""
         eps = tf.random.stateless_normal(tf.stack([num, tf.shape(x)[0], self.latent_dim]),
                                          seed=seed)
-        t = self.log_terms(x, onehot if self.label_dim else None, eps, training=False)
+        t = self.log_terms(x, labels if self.label_dim else None, eps, training=False)
         return t["log_px_z"] + t["log_pz"] - t["log_qz"]
 
-    def _log_weight_chunks(self, x, onehot, num_samples, seed, batch_size, chunk_size,
+    def _log_weight_chunks(self, x, labels, num_samples, seed, batch_size, chunk_size,
                            reduce_chunk):
         """Applies `reduce_chunk` to `(m, B)` log-weight chunks; yields per batch."""
         if self._log_weights_fn is None:
             self._log_weights_fn = tf.function(self._log_weights, input_signature=[
                 tf.TensorSpec((None, *self.image_shape), tf.float32),
-                tf.TensorSpec((None, self.label_dim), tf.float32),
+                tf.TensorSpec((None,), tf.int32),
                 tf.TensorSpec((), tf.int32),
                 tf.TensorSpec((2,), tf.int64),
             ])
@@ -77,7 +77,7 @@ class VAEEvaluation:
         n_chunks = -(-num_samples // chunk_size)
         for b, start in enumerate(range(0, len(x), batch_size)):
             xb = tf.constant(x[start:start + batch_size])
-            yb = tf.constant(onehot[start:start + batch_size])
+            yb = tf.constant(labels[start:start + batch_size])
             parts = []
             for c in range(n_chunks):
                 m = min(chunk_size, num_samples - c * chunk_size)
@@ -106,9 +106,9 @@ class VAEEvaluation:
             float64 numpy `(N,)`.
         """
         num_samples = _positive_int("num_samples", num_samples)
-        x, onehot = self._prepare(x, labels)
+        x, labels = self._prepare(x, labels)
         out = []
-        for lse in self._log_weight_chunks(x, onehot, num_samples, seed, batch_size,
+        for lse in self._log_weight_chunks(x, labels, num_samples, seed, batch_size,
                                            chunk_size, lambda lw: tf.reduce_logsumexp(lw, 0)):
             out.append(tf.reduce_logsumexp(tf.cast(lse, tf.float64), 0).numpy()
                        - math.log(num_samples))
@@ -132,9 +132,9 @@ class VAEEvaluation:
             float64 numpy `(N,)`.
         """
         num_samples = _positive_int("num_samples", num_samples)
-        x, onehot = self._prepare(x, labels)
+        x, labels = self._prepare(x, labels)
         out = []
-        for sums in self._log_weight_chunks(x, onehot, num_samples, seed, batch_size, None,
+        for sums in self._log_weight_chunks(x, labels, num_samples, seed, batch_size, None,
                                             lambda lw: tf.reduce_sum(lw, 0)):
             out.append(tf.reduce_sum(tf.cast(sums, tf.float64), 0).numpy() / num_samples)
         return np.concatenate(out)

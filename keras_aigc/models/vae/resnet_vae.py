@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_aigc.models.vae import networks
 from keras_aigc.models.vae.posterior_params import PosteriorParams
 from keras_aigc.models.vae.vae import VAE, _positive_int
 
@@ -91,29 +92,25 @@ class ResNetVAE(VAE):
     # ------------------------------------------------------------------ networks
     def build_encoder(self):
         image = keras.Input(self.image_shape, name="image")
-        inputs = [image]
+        labels, onehot = networks.label_input(self.num_classes)
         h = keras.layers.Conv2D(self.channels[0], 3, padding="same", name="stem")(image)
         for i, ch in enumerate(self.channels):
             h = _res_block(h, ch, self.activation, f"enc{i}")
             h = keras.layers.Conv2D(ch, 4, strides=2, padding="same", name=f"down{i}")(h)
         h = keras.layers.Activation(self.activation, name="enc_act")(h)
         h = keras.layers.Flatten(name="flatten")(h)
-        if self.label_dim:
-            onehot = keras.Input((self.label_dim,), name="label_onehot")
-            inputs.append(onehot)
+        if onehot is not None:
             h = keras.layers.Concatenate(name="concat_label")([h, onehot])
         params = PosteriorParams(self.latent_dim, self.posterior, name="posterior_params")
         raw = keras.layers.Dense(params.num_params, dtype="float32", name="posterior_raw")(h)
         loc, scale = params(raw)
-        return keras.Model(inputs if self.label_dim else image, [loc, scale], name="encoder")
+        return keras.Model([image, *labels] if labels else image, [loc, scale], name="encoder")
 
     def build_decoder(self):
         z = keras.Input((self.latent_dim,), name="z")
-        inputs = [z]
+        labels, onehot = networks.label_input(self.num_classes)
         h = z
-        if self.label_dim:
-            onehot = keras.Input((self.label_dim,), name="label_onehot")
-            inputs.append(onehot)
+        if onehot is not None:
             h = keras.layers.Concatenate(name="concat_label")([h, onehot])
         height, width, channels = self.image_shape
         factor = 2 ** len(self.channels)
@@ -127,7 +124,7 @@ class ResNetVAE(VAE):
         h = keras.layers.Activation(self.activation, name="dec_act")(h)
         params = keras.layers.Conv2D(channels * self.likelihood_params, 3, padding="same",
                                      dtype="float32", name="params")(h)
-        return keras.Model(inputs if self.label_dim else z, params, name="decoder")
+        return keras.Model([z, *labels] if labels else z, params, name="decoder")
 
     def get_config(self):
         config = super().get_config()

@@ -155,7 +155,7 @@ class VAE(VAEEvaluation, GenerativeModel):
 
     @property
     def label_dim(self):
-        """Width of the one-hot label fed to both networks (0: unconditional)."""
+        """Width of the one-hot label inside both networks (0: unconditional)."""
         return self.num_classes or 0
 
     @property
@@ -168,27 +168,34 @@ class VAE(VAEEvaluation, GenerativeModel):
         return dists.likelihood_num_params(self.likelihood, self.gaussian_scale)
 
     def build_encoder(self):
-        """Image (and one-hot label) -> posterior `loc`, `scale`; override for another
-        architecture (see `networks.build_mlp_encoder`)."""
+        """Image (and int32 labels `(B,)`, one-hot inside through
+        `keras_aigc.layers.LabelOneHot`) -> posterior `loc`, `scale`; override for another
+        architecture (see `networks.build_mlp_encoder`, `networks.label_input`)."""
         return networks.build_mlp_encoder(self.image_shape, self.latent_dim, self.hidden_units,
-                                          self.activation, self.posterior, self.label_dim)
+                                          self.activation, self.posterior, self.num_classes)
 
     def build_decoder(self):
-        """`z` (and one-hot label) -> likelihood parameters `(H, W, C * p)`, location
+        """`z` (and int32 labels `(B,)`) -> likelihood parameters `(H, W, C * p)`, location
         first, then the unconstrained scale if any; override for another architecture
         (see `networks.build_mlp_decoder`)."""
         return networks.build_mlp_decoder(self.image_shape, self.latent_dim, self.hidden_units,
                                           self.activation, self.likelihood_params,
-                                          self.label_dim)
+                                          self.num_classes)
 
     def build(self, input_shape=None):
         self.built = True
 
-    def encoder_inputs(self, x, onehot):
-        return [x, onehot] if self.label_dim else x
+    def encoder_inputs(self, x, labels):
+        return [x, labels] if self.label_dim else x
 
-    def decoder_inputs(self, z, onehot):
-        return [z, onehot] if self.label_dim else z
+    def decoder_inputs(self, z, labels):
+        return [z, labels] if self.label_dim else z
+
+    def int_labels(self, labels):
+        """Labels as int32 `(B,)` for the networks (`None` for an unconditional model)."""
+        if self.num_classes is None or labels is None:
+            return None
+        return tf.reshape(tf.cast(labels, tf.int32), [-1])
 
     def prior_distribution(self):
         """`p(z)` as a TFP distribution (built from the current prior weights)."""
@@ -199,9 +206,10 @@ class VAE(VAEEvaluation, GenerativeModel):
 
     def call(self, inputs, training=False):
         """Reconstructs `inputs` (images) through the posterior mean: the mean image."""
-        x, onehot = self._split_call_inputs(inputs)
-        loc, _ = self.encoder(self.encoder_inputs(x, onehot), training=training)
-        params = self.decoder(self.decoder_inputs(loc, onehot), training=training)
+        x, labels = self._split_call_inputs(inputs)
+        labels = self.int_labels(labels)
+        loc, _ = self.encoder(self.encoder_inputs(x, labels), training=training)
+        params = self.decoder(self.decoder_inputs(loc, labels), training=training)
         return dists.likelihood_mean(self.likelihood, params, self.image_shape[-1])
 
     def _split_call_inputs(self, inputs):
@@ -213,10 +221,10 @@ class VAE(VAEEvaluation, GenerativeModel):
         float32 mean image `(B, H, W, C)` in `value_range`. Shares weights with the VAE."""
         if self._decoder_mean_model is None:
             z = keras.Input((self.latent_dim,), name="z")
-            inputs, onehot = self._export_label_input()
-            params = self.decoder(self.decoder_inputs(z, onehot))
+            labels = self._export_label_input()
+            params = self.decoder([z, *labels] if labels else z)
             mean = LikelihoodMean(self.likelihood, self.image_shape[-1], name="mean")(params)
-            self._decoder_mean_model = keras.Model([z, *inputs] if inputs else z, mean,
+            self._decoder_mean_model = keras.Model([z, *labels] if labels else z, mean,
                                                    name="decoder_mean")
         return self._decoder_mean_model
 
@@ -225,22 +233,14 @@ class VAE(VAEEvaluation, GenerativeModel):
         (B, d)` and `scale`: the stddev `(B, d)` (diagonal) or the lower-triangular
         Cholesky factor `(B, d, d)` (full). Shares weights with the VAE."""
         if self._encoder_model is None:
-            if not self.label_dim:
-                self._encoder_model = self.encoder
-            else:
-                image = keras.Input(self.image_shape, name="image")
-                inputs, onehot = self._export_label_input()
-                loc, scale = self.encoder(self.encoder_inputs(image, onehot))
-                self._encoder_model = keras.Model([image, *inputs], [loc, scale],
-                                                  name="encoder_with_label")
+            # The encoder already takes int32 labels (one-hot inside, LabelOneHot).
+            self._encoder_model = self.encoder
         return self._encoder_model
 
     def _export_label_input(self):
         if not self.label_dim:
-            return [], None
-        label = keras.Input((), dtype="int32", name="label")
-        onehot = keras.ops.one_hot(label, self.label_dim)
-        return [label], onehot
+            return []
+        return [keras.Input((), dtype="int32", name="labels")]
 
     # ---------------------------------------------------------------- compiling
     def compile(self, optimizer=None, **kwargs):
@@ -285,7 +285,7 @@ class VAE(VAEEvaluation, GenerativeModel):
         return trackers + ([self.iwae_tracker] if self.iwae_tracker is not None else [])
 
     # ----------------------------------------------------------------- the bound
-    def log_terms(self, x, onehot, eps, training=False):
+    def log_terms(self, x, labels, eps, training=False):
         """Per-sample log-densities for noise `eps (k, B, d)`.
 
         Returns:
@@ -293,12 +293,13 @@ class VAE(VAEEvaluation, GenerativeModel):
             distributions `q` and `prior`.
         """
         x = tf.cast(x, tf.float32)
-        loc, scale = self.encoder(self.encoder_inputs(x, onehot), training=training)
+        labels = self.int_labels(labels)
+        loc, scale = self.encoder(self.encoder_inputs(x, labels), training=training)
         z = dists.reparameterize(self.posterior, loc, scale, tf.cast(eps, tf.float32))
         k, batch = tf.shape(z)[0], tf.shape(z)[1]
         z_flat = tf.reshape(z, [-1, self.latent_dim])
-        onehot_flat = None if onehot is None else tf.tile(onehot, [k, 1])
-        params = self.decoder(self.decoder_inputs(z_flat, onehot_flat), training=training)
+        labels_flat = None if labels is None else tf.tile(labels, [k])
+        params = self.decoder(self.decoder_inputs(z_flat, labels_flat), training=training)
         params = tf.reshape(params, tf.concat([[k, batch], tf.shape(params)[1:]], 0))
         log_px_z = dists.likelihood_log_prob(self.likelihood, params, x, self.image_shape[-1],
                                              self.gaussian_scale)
@@ -307,10 +308,10 @@ class VAE(VAEEvaluation, GenerativeModel):
         return {"log_px_z": log_px_z, "log_pz": prior.log_prob(z), "log_qz": q.log_prob(z),
                 "z": z, "q": q, "prior": prior}
 
-    def per_example_objective(self, x, onehot, eps, training=False):
+    def per_example_objective(self, x, labels, eps, training=False):
         """Returns `(loss (B,), stats)`, stats holding per-example `elbo`,
         `reconstruction`, `kl` (and `iwae` for that objective)."""
-        t = self.log_terms(x, onehot, eps, training=training)
+        t = self.log_terms(x, labels, eps, training=training)
         recon = -tf.reduce_mean(t["log_px_z"], axis=0)
         kl, _ = dists.kl_divergence(t["q"], t["prior"], t["z"])
         beta = tf.cast(self.kl_weight, tf.float32)
@@ -324,13 +325,6 @@ class VAE(VAEEvaluation, GenerativeModel):
         return loss, stats
 
     # ----------------------------------------------------------------- training
-    def onehot(self, labels):
-        """One-hot labels for the networks (`None` for an unconditional model)."""
-        if self.num_classes is None:
-            return None
-        labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-        return tf.one_hot(labels, self.num_classes, dtype=tf.float32)
-
     def training_noise(self, local_batch, stream):
         """This replica's `(k, B, d)` standard-normal noise for the current step."""
         step = self.optimizer.iterations if self.optimizer is not None else 0
@@ -363,10 +357,9 @@ class VAE(VAEEvaluation, GenerativeModel):
     def train_step(self, data):
         x, labels = self.unpack_batch(data)
         x = self._check_batch(x)
-        onehot = self.onehot(labels)
         eps = self.training_noise(tf.shape(x)[0], 0)
         with tf.GradientTape() as tape:
-            per_example, stats = self.per_example_objective(x, onehot, eps, training=True)
+            per_example, stats = self.per_example_objective(x, labels, eps, training=True)
             loss = global_mean(per_example)
             # Identity unless compile() wrapped the optimizer in a LossScaleOptimizer
             # (mixed_float16).
@@ -381,17 +374,16 @@ class VAE(VAEEvaluation, GenerativeModel):
         x, labels = self.unpack_batch(data)
         x = self._check_batch(x)
         eps = self.training_noise(tf.shape(x)[0], 1)
-        _, stats = self.per_example_objective(x, self.onehot(labels), eps, training=False)
+        _, stats = self.per_example_objective(x, labels, eps, training=False)
         self._update_trackers(stats)
         return self.step_logs({m.name: m.result() for m in self.metrics})
 
     # ------------------------------------------------------------- public API
     def encode(self, x, labels=None):
         """Posterior parameters `(loc, scale)` as numpy (see `encoder_model`)."""
-        x, onehot = self._prepare(x, labels)
-        loc, scale = self.encoder(
-            self.encoder_inputs(tf.constant(x), tf.constant(onehot) if self.label_dim else None),
-            training=False)
+        x, labels = self._prepare(x, labels)
+        loc, scale = self.encoder(self.encoder_inputs(tf.constant(x), tf.constant(labels)),
+                                  training=False)
         return np.asarray(loc), np.asarray(scale)
 
     def decode(self, z, labels=None, batch_size=256):
@@ -401,7 +393,7 @@ class VAE(VAEEvaluation, GenerativeModel):
 
     def decode_latents(self, z, labels):
         """The mean image of `p(x | z[, y])` for one batch."""
-        params = self.decoder(self.decoder_inputs(z, self.onehot(labels)), training=False)
+        params = self.decoder(self.decoder_inputs(z, self.int_labels(labels)), training=False)
         return dists.likelihood_mean(self.likelihood, params, self.image_shape[-1])
 
     def reconstruct(self, x, labels=None):
