@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_aigc.distribute import global_mean, replica_info
 from keras_aigc.distribute.keras_fixes import MultiWorkerFitMixin
+from keras_aigc.models.one_optimizer_compile import OneOptimizerCompile
 
 BASELINES = ("moving_average", "batch_mean")
 
@@ -32,7 +33,7 @@ def _cross_replica_sum(x):
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class RewardFineTuning(MultiWorkerFitMixin, keras.Model):
+class RewardFineTuning(OneOptimizerCompile, MultiWorkerFitMixin, keras.Model):
     """Fine-tunes a generative model with an exact likelihood toward a reward.
 
     The RLHF recipe at small scale: each step samples a batch from the current policy
@@ -151,21 +152,12 @@ class RewardFineTuning(MultiWorkerFitMixin, keras.Model):
         return tf.data.Dataset.from_tensors(values).repeat()
 
     # ------------------------------------------------------------------ compile
-    def compile(self, optimizer=None, **kwargs):
-        """Configures training. `optimizer` defaults to `Adam(1e-4)`."""
-        for key in ("loss", "metrics"):
-            if kwargs.get(key) is not None:
-                raise ValueError(f"RewardFineTuning.compile takes no {key}=; the objective "
-                                 "is the KL-regularised reward.")
-            kwargs.pop(key, None)
-        kwargs.setdefault("jit_compile", False)
-        with self.distribute_strategy.scope():
-            if optimizer is None:
-                optimizer = keras.optimizers.Adam(learning_rate=1e-4)
-            elif not isinstance(optimizer, keras.optimizers.Optimizer):
-                optimizer = keras.optimizers.get(optimizer)
-            super().compile(optimizer=optimizer, **kwargs)
-            self.optimizer.build(self.policy.trainable_variables)
+    # compile / get_compile_config / compile_from_config: OneOptimizerCompile.
+    compile_objective = "the KL-regularised reward"
+    default_learning_rate = 1e-4
+
+    def optimizer_variables(self):
+        return self.policy.trainable_variables
 
     # ----------------------------------------------------------------- training
     def score_images(self, images):

@@ -9,6 +9,7 @@ from keras_aigc.models.autoregressive import pixel_distributions as pd
 from keras_aigc.models.autoregressive.masked_conv2d import MaskedConv2D
 from keras_aigc.models.base import GenerativeModel
 from keras_aigc.models.base import positive_int as _positive_int
+from keras_aigc.models.one_optimizer_compile import OneOptimizerCompile
 
 
 def _gate(a):
@@ -22,7 +23,7 @@ def _down_shift(x):
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class PixelCNN(GenerativeModel):
+class PixelCNN(OneOptimizerCompile, GenerativeModel):
     """Gated PixelCNN: `p(x) = prod_i p(x_i | x_<i)` over pixels in raster order.
 
     Two stacks of causal convolutions (see `MaskedConv2D`) remove the blind spot of the
@@ -457,40 +458,8 @@ class PixelCNN(GenerativeModel):
         ]
 
     # ----------------------------------------------------------------- training
-    def compile(self, optimizer=None, **kwargs):
-        """Configures training.
-
-        Args:
-            optimizer: `keras.optimizers.Optimizer`, its config dict or name.
-                Defaults to `Adam(1e-3)`.
-            **kwargs: passed to `keras.Model.compile`; `loss` and `metrics` are fixed by
-                the model (exact negative log-likelihood).
-        """
-        for key in ("loss", "metrics", "weighted_metrics", "loss_weights"):
-            if kwargs.get(key) is not None:
-                raise ValueError(f"{type(self).__name__}.compile takes no {key}=; the "
-                                 "objective is the exact negative log-likelihood.")
-            kwargs.pop(key, None)
-        kwargs.setdefault("jit_compile", False)
-        with self.distribute_strategy.scope():
-            if optimizer is None:
-                optimizer = keras.optimizers.Adam(learning_rate=1e-3)
-            elif not isinstance(optimizer, keras.optimizers.Optimizer):
-                try:
-                    optimizer = keras.optimizers.get(optimizer)
-                except (ValueError, TypeError) as e:
-                    raise ValueError(f"Could not build optimizer from {optimizer!r}: {e}") from e
-            super().compile(optimizer=optimizer, **kwargs)
-            self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        if getattr(self, "optimizer", None) is None:
-            return None
-        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
-
-    def compile_from_config(self, config):
-        if config:
-            self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
+    # compile / get_compile_config / compile_from_config: OneOptimizerCompile.
+    compile_objective = "the exact negative log-likelihood"
 
     @property
     def metrics(self):

@@ -10,6 +10,7 @@ from keras_aigc.distribute import global_mean, replica_normal
 from keras_aigc.export.export_utils import LOC, SCALE, Signature, TensorInfo
 from keras_aigc.models.base import GenerativeModel, new_seed
 from keras_aigc.models.base import positive_int as _positive_int
+from keras_aigc.models.one_optimizer_compile import OneOptimizerCompile
 from keras_aigc.models.vae import distributions as dists
 from keras_aigc.models.vae import networks
 from keras_aigc.models.vae.evaluation import VAEEvaluation
@@ -17,7 +18,7 @@ from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
 
 
 @keras.saving.register_keras_serializable(package="keras_aigc")
-class VAE(VAEEvaluation, GenerativeModel):
+class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
     """A variational autoencoder whose posterior, prior and likelihood are TFP distributions.
 
     The encoder network outputs the parameters of `q(z | x)`, a diagonal Gaussian or a
@@ -243,41 +244,8 @@ class VAE(VAEEvaluation, GenerativeModel):
         return [keras.Input((), dtype="int32", name="labels")]
 
     # ---------------------------------------------------------------- compiling
-    def compile(self, optimizer=None, **kwargs):
-        """Configures training.
-
-        Args:
-            optimizer: `keras.optimizers.Optimizer`, its config dict or name.
-                Defaults to `Adam(1e-3)`.
-            **kwargs: passed to `keras.Model.compile` (e.g. `steps_per_execution`);
-                `loss` and `metrics` are fixed by the model.
-        """
-        for key in ("loss", "metrics", "weighted_metrics", "loss_weights"):
-            if kwargs.get(key) is not None:
-                raise ValueError(f"{type(self).__name__}.compile takes no {key}=; the "
-                                 "objective is set by the model's `objective` and `beta`.")
-            kwargs.pop(key, None)
-        kwargs.setdefault("jit_compile", False)
-        with self.distribute_strategy.scope():
-            if optimizer is None:
-                optimizer = keras.optimizers.Adam(learning_rate=1e-3)
-            elif not isinstance(optimizer, keras.optimizers.Optimizer):
-                try:
-                    optimizer = keras.optimizers.get(optimizer)
-                except (ValueError, TypeError) as e:
-                    raise ValueError(f"Could not build optimizer from {optimizer!r}: {e}") from e
-            super().compile(optimizer=optimizer, **kwargs)
-            self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        if getattr(self, "optimizer", None) is None:
-            return None
-        return {"optimizer": keras.optimizers.serialize(self.optimizer)}
-
-    def compile_from_config(self, config):
-        if not config:
-            return
-        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
+    # compile / get_compile_config / compile_from_config: OneOptimizerCompile.
+    compile_objective = "set by the model's `objective` and `beta`"
 
     @property
     def metrics(self):
