@@ -105,22 +105,21 @@ class ExportSpec:
 
 
 def export_spec(model):
-    """Returns the `ExportSpec` of a built `GenerativeModel`, from its contract.
+    """Returns the `ExportSpec` of a `GenerativeModel`, from its contract; an unbuilt
+    model is built first (`model.build()`, from its own shapes).
 
     Raises:
-        ValueError: the model is not a `keras_aigc.models.GenerativeModel`, is not built,
-            or has a latent prior that manifests cannot describe.
+        ValueError: the model is not a `keras_aigc.models.GenerativeModel`, or has a
+            latent prior that manifests cannot describe.
     """
     from keras_aigc.models.base import GenerativeModel
 
     if not isinstance(model, GenerativeModel):
         raise ValueError(
-            f"model must be a built keras_aigc.models.GenerativeModel (e.g. "
+            f"model must be a keras_aigc.models.GenerativeModel (e.g. "
             f"keras_aigc.models.DCGAN); got {type(model).__module__}.{type(model).__name__}.")
     if not model.built:
-        raise ValueError(
-            f"model={type(model).__name__} is not built: call model.build() or fit it (or load "
-            f"a saved .keras) before exporting.")
+        model.build()
     prior = model.latent_prior()
     if prior.get("type", "normal") != "normal":
         raise ValueError(

@@ -7,7 +7,11 @@ guess its kind from its attributes:
 - `unpack_batch(data)` and `normalize_labels(labels, n)`;
 - `generate(n, seed=None, labels=None, batch_size=256)`, a template over the family's
   `decode_latents(z, labels)`;
-- `export_signatures()`: the functions the model exports, each input with a role;
+- `export_signatures()`: the functions the model exports, each input with a role, and
+  `export_formats`: the bundle formats it supports (with `export_format_notes` saying why
+  a format is not);
+- `build()`, which creates the variables of every network from the model's own shapes
+  through the family's `build_networks()`;
 - `get_config()` from one declared list of constructor arguments, `config_args`.
 """
 
@@ -48,7 +52,8 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
     """Base class of keras_aigc generative models: one contract for every family.
 
     A family subclasses this, sets the attributes below in its constructor, and
-    implements `decode_latents(z, labels)` and `export_signatures()`; `generate`,
+    implements `decode_latents(z, labels)`, `export_signatures()` and, when its networks
+    are not built in the constructor, `build_networks()`; `build`, `generate`,
     label handling, configs, the CLI, callbacks and `keras_aigc.export.export_bundle`
     then work without further code.
 
@@ -204,6 +209,22 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
         density on continuous pixels add their bin width (see `VAE`)."""
         dims = float(np.prod(self.image_shape))
         return -np.asarray(log_likelihood, np.float64) / (dims * np.log(2.0))
+
+    # -------------------------------------------------------------- building
+    def build_networks(self):
+        """Creates the variables of the model's networks from its own shapes (no data
+        needed). Families whose constructors build everything keep this no-op."""
+
+    def build(self, input_shape=None):
+        """Builds the model: `build_networks()`, then marks it built.
+
+        `input_shape` is accepted for Keras (which passes the shape of the first batch,
+        or `None` when a `.keras` file is loaded) and ignored: every family knows its
+        shapes from its config. Families override `build_networks`, not this.
+        """
+        del input_shape
+        self.build_networks()
+        self.built = True
 
     # -------------------------------------------------------------- training
     def build_optimizers(self):

@@ -275,11 +275,17 @@ def test_rejects_models_that_are_not_keras_aigc(tmp_path):
         export_bundle(plain, str(tmp_path / "b"))
 
 
-def test_rejects_unbuilt_models(tmp_path):
-    gan = GAN(keras.Sequential([keras.layers.Dense(4)]), keras.Sequential([keras.layers.Dense(1)]),
-              latent_dim=3)
-    with pytest.raises(ValueError, match="is not built"):
-        export_bundle(gan, str(tmp_path / "b"))
+def test_builds_unbuilt_models_itself(tmp_path):
+    """An unbuilt model is built by the exporter (GenerativeModel.build ->
+    build_networks), from its own shapes, instead of failing."""
+    gan = GAN(keras.Sequential([keras.layers.Dense(16, activation="tanh"),
+                                keras.layers.Reshape((4, 4, 1))]),
+              keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(1)]), latent_dim=3)
+    assert not gan.built and not gan.generator.built
+    manifest = export_bundle(gan, str(tmp_path / "b"), formats=("onnx",), seed=0)
+    assert gan.built and gan.generator.built and gan.discriminator.built
+    assert manifest["output"]["image_shape"] == [4, 4, 1]
+    assert all(p["passed"] for f in manifest["files"] for p in f["parity"])
 
 
 def test_invalid_manifest_is_rejected(tmp_path):

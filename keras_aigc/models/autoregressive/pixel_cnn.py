@@ -138,17 +138,17 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.bpd_tracker = keras.metrics.Mean(name="bits_per_dim")
         self._functions = {}
-        self._build_networks()
+        # Built here, not in `build()`: Keras locks a model's layer tracking after a
+        # `build()` call, and the sampler's tf.functions are created lazily later.
+        self.build_networks()
+        self.built = True
 
-    def _build_networks(self):
+    def build_networks(self):
+        """Runs the network once on a zero image (and a zero one-hot label)."""
         h, w, c = self.image_shape
         x = tf.zeros((1, h, w, c))
         onehot = None if self.num_classes is None else tf.zeros((1, self.num_classes))
         self.network(x, onehot)
-        self.built = True
-
-    def build(self, input_shape=None):
-        self.built = True
 
     # ------------------------------------------------------------------ network
     def vertical(self, x, onehot):

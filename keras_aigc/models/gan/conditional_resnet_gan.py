@@ -70,10 +70,8 @@ class ConditionalResNetGAN(ConditionalGAN):
         self.power_iterations = int(power_iterations)
         self.sync_batchnorm = bool(sync_batchnorm)
 
-    def build(self, input_shape=None):
-        if not self.generator.built:
-            self.generator.build([(None, self.latent_dim), (None,)])
-        super().build(input_shape)
+    def generator_input_shape(self):
+        return [(None, self.latent_dim), (None,)]
 
     def default_optimizer(self, which):
         del which

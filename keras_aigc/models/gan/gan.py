@@ -170,14 +170,20 @@ class GAN(GenerativeModel):
                    latent_dim=int(arch["latent_dim"]), **kwargs)
 
     # ----------------------------------------------------------------- building
-    def build(self, input_shape=None):
+    def build_networks(self):
+        """Builds the generator (then its EMA copy) and the discriminator on the
+        generator's output shape; networks already built are left as they are."""
         if not self.generator.built:
-            self.generator.build((None, self.latent_dim))
+            self.generator.build(self.generator_input_shape())
         if self.ema_generator is None:
             self._make_ema_generator()
         if not self.discriminator.built:
-            self.discriminator.build(self.generator.compute_output_shape((None, self.latent_dim)))
-        self.built = True
+            self.discriminator.build(
+                self.generator.compute_output_shape(self.generator_input_shape()))
+
+    def generator_input_shape(self):
+        """Shape(s) the generator is built on: `(None, latent_dim)`."""
+        return (None, self.latent_dim)
 
     @property
     def image_shape(self):

@@ -183,9 +183,6 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
                                           self.activation, self.likelihood_params,
                                           self.num_classes)
 
-    def build(self, input_shape=None):
-        self.built = True
-
     def encoder_inputs(self, x, labels):
         return [x, labels] if self.label_dim else x
 
