@@ -272,9 +272,9 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
             into memory first and use the in-memory pipeline.
         repeat: bool. `records:` streaming only: an endless stream for step-exact resume
             (see `keras_aigc.callbacks.StreamingBackupAndRestore`). Pass `e` over the data
-            is shuffled with seeds of `(seed, e)` (file order and a `shuffle_buffer` of
-            serialized records), so the stream does not depend on how it was iterated
-            before; every batch is full. Pass `info.steps_per_epoch` (with
+            is shuffled with seeds of `(seed, e)` (the shard file order, then a
+            permutation of each window of `shuffle_buffer` serialized records), so the
+            stream does not depend on how it was iterated before; every batch is full. Pass `info.steps_per_epoch` (with
             `with_info=True`) to `fit(steps_per_epoch=...)`. Under a `TF_CONFIG` cluster
             the dataset is this worker's share: every `workers`-th shard file
             (FILE sharding, `AutoShardPolicy.OFF` on the dataset since it is already

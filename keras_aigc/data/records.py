@@ -264,12 +264,6 @@ def stream(directory, split, batch_size, *, low, high, binarize, labels, shuffle
         # The stream is already this worker's share (see `_endless_records`).
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.OFF
-        # The per-pass shuffles take graph-computed seeds, which tf.data keeps in a
-        # stateless dummy seed-generator resource; without IGNORE, iterator checkpoints
-        # refuse that resource as external state. The shuffle buffers and RNG positions
-        # themselves are in the iterator state.
-        options.experimental_external_state_policy = \
-            tf.data.experimental.ExternalStatePolicy.IGNORE
     else:
         options.experimental_distribute.auto_shard_policy = shard_policy(
             len(files), num_workers(), spec)
@@ -304,10 +298,11 @@ def _one_pass_records(files, *, shuffle, seed, cycle_length):
 def _endless_records(files, *, shuffle, seed, shuffle_buffer, cycle_length, spec):
     """Serialized records of this worker's share, pass after pass, without end.
 
-    Pass `e` reads the worker's shard files in an order seeded by `(seed, e)` and shuffles
-    its records in a buffer seeded by `(seed, e)`, so each pass is a permutation of the
-    worker's records that does not depend on how the stream was iterated before: a
-    restored iterator and an uninterrupted one agree. Under a TF_CONFIG cluster the worker
+    Pass `e` reads the worker's shard files in an order seeded by `(seed, e)` and permutes
+    each window of `shuffle_buffer` consecutive records with a seed of `(seed, e, window)`
+    (stateless ops only), so each pass is a permutation of the worker's records that does
+    not depend on how the stream was iterated before, nor on the global seed: a restored
+    iterator and an uninterrupted one agree. Under a TF_CONFIG cluster the worker
     reads every `workers`-th shard file (FILE sharding), or, with fewer files than
     workers, every file and every `workers`-th record of it (DATA sharding, warned).
     """
@@ -327,7 +322,13 @@ def _endless_records(files, *, shuffle, seed, shuffle_buffer, cycle_length, spec
         if data_shard:
             ds = ds.shard(workers, index)
         if shuffle:
-            ds = ds.shuffle(int(shuffle_buffer), seed=_pass_seed(seed, epoch, 1))
+            # Stateless: windows of `shuffle_buffer` records, each permuted with a seed of
+            # (seed, pass, window). No RNG state to checkpoint, and unlike a shuffle op
+            # with a computed seed, independent of the global seed.
+            key = _pass_seed(seed, epoch, 1)
+            ds = ds.batch(int(shuffle_buffer)).enumerate().map(
+                lambda i, window: tf.random.experimental.stateless_shuffle(
+                    window, seed=tf.stack([key, i]))).unbatch()
         return ds
 
     # flat_map hides that the stream never ends; say so (fit and the backup callback

@@ -132,3 +132,17 @@ def test_bad_repeat_arguments_name_the_problem(rec_dir):
         _load(rec_dir, cache=True)
     with pytest.raises(ValueError, match="20 record.*batch_size=32.*Lower batch_size"):
         _load(rec_dir, split="test", batch_size=32)
+
+
+def test_stream_does_not_depend_on_the_global_seed(rec_dir):
+    import tensorflow as tf
+
+    try:
+        tf.random.set_seed(0)  # keras.utils.set_random_seed(0), as the CLI's default
+        a = _labels(_load(rec_dir)[0], 10)
+        tf.random.set_seed(7)
+        b = _labels(_load(rec_dir)[0], 10)
+    finally:
+        tf.random.set_seed(None)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, _labels(_load(rec_dir)[0], 10))
