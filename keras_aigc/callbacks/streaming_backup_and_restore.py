@@ -7,7 +7,7 @@ import re
 
 import keras
 
-from keras_aigc.callbacks.backup_and_restore import BackupAndRestore
+from keras_aigc.callbacks.backup_and_restore import PREVIOUS, BackupAndRestore
 from keras_aigc.distribute.cluster import task_from_tf_config
 
 _ITER = re.compile(r"^iter-(\d+)\.(\w+)\.(index|data-\d+-of-\d+)$")
@@ -22,12 +22,30 @@ class StreamingBackupAndRestore(BackupAndRestore):
     callback instead saves the position of the iterator `fit` trains from, with
     `tf.train.Checkpoint(iterator=...)`, next to each backup; on restart it restores that
     iterator before the first step, so the next batch is the one the uninterrupted run
-    would have drawn, without replaying anything. Backups without an iterator state
-    (e.g. taken at an epoch end) fall back to the base behaviour.
+    would have drawn, without replaying anything. The steps of the resumed epoch done
+    before the backup run as no-op steps (they neither train nor draw a batch), so the
+    epoch keeps its length and batch indices.
+
+    Resume is step-exact across epochs with an endless stream,
+    `keras_aigc.data.load("records:DIR", repeat=True, with_info=True)` and
+    `fit(steps_per_epoch=info.steps_per_epoch)`: `fit` then keeps one iterator for the
+    whole run, every backup (epoch ends included) saves it, and each pass over the data
+    is shuffled with seeds of `(seed, pass)`, so a restored iterator continues the very
+    stream the uninterrupted run reads. With a dataset that ends, `fit` starts each epoch
+    on a fresh iterator whose reshuffle seeds are not part of any checkpoint: a backup
+    taken mid-epoch resumes exactly within that epoch, an epoch-end backup starts the next
+    epoch in another order.
 
     Every task of a multi-worker run saves its own iterator (it reads its own shards) as
     `iter-<step>.<task>.*` in `backup_dir`, which must be storage all tasks see. The
     iterator state holds the shuffle buffer, so its size grows with `shuffle_buffer`.
+    A run must resume with the seeds (`keras.utils.set_random_seed`, the loader's `seed`)
+    it started with.
+
+    Raises `ValueError` at the first step when the input is not a checkpointable
+    `tf.data` pipeline, when an endless stream is fitted without `steps_per_epoch`, or
+    when an endless stream would resume from a backup without iterator state (one written
+    by `BackupAndRestore`, which cannot place an endless stream).
 
     Args:
         backup_dir: str. Directory of the backup.
@@ -37,8 +55,9 @@ class StreamingBackupAndRestore(BackupAndRestore):
     Example:
 
     ```python
-    ds = keras_aigc.data.load("records:prepared/faces", batch_size=64)
-    gan.fit(ds, epochs=10, callbacks=[
+    ds, info = keras_aigc.data.load("records:prepared/faces", batch_size=64, repeat=True,
+                                    with_info=True)
+    gan.fit(ds, epochs=10, steps_per_epoch=info.steps_per_epoch, callbacks=[
         keras_aigc.callbacks.StreamingBackupAndRestore("runs/x/backup", save_freq=500)])
     ```
     """
@@ -50,59 +69,130 @@ class StreamingBackupAndRestore(BackupAndRestore):
     def _iter_prefix(self, step):
         return os.path.join(self.backup_dir, f"iter-{step}.{self._task()}")
 
+    def _wrap_train_function(self):
+        # The base class would replay the steps done before the backup by drawing their
+        # batches; `capture` decides how to skip once it sees the input.
+        pass
+
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
+        super().on_train_begin(logs)  # restores the model, counts the steps to skip
         self._iterator = None
+        self._endless = False
+        self._first_call = True
         self._restore_prefix = None
         meta = self.restored
-        if meta and int(meta.get("batch", 0)) > 0 and meta.get("iterator_state"):
+        if meta and meta.get("iterator_state"):
             prefix = self._iter_prefix(int(meta["step"]))
             if not os.path.exists(prefix + ".index"):
                 raise FileNotFoundError(
                     f"backup_dir={self.backup_dir!r}: backup.json says the input iterator "
                     f"was saved, but {prefix + '.index'!r} is missing (was backup_dir on "
                     "storage every task sees?). Delete backup_dir to start over.")
-            # Resume the saved iterator instead of replaying the trained batches.
-            self._unwrap_train_function()
-            self._to_skip = 0
             self._restore_prefix = prefix
         if self.model.train_function is None:
             self.model.make_train_function()
         original = self.model.train_function
+        spe = self._steps_per_execution()
 
         def capture(iterator):
+            if self._first_call:
+                self._first_call = False
+                self._check_input(iterator)
+            if self._to_skip > 0:
+                # A step done before the backup: no training. A restored iterator is
+                # already past its batch; a fresh one (no saved state) drops it.
+                self._to_skip -= 1
+                self._skipping = True
+                if self._restore_prefix is None:
+                    for _ in range(spe):
+                        next(iterator)
+                return dict(self._stale_logs)
+            self._skipping = False
             if self._restore_prefix is not None:
-                import tensorflow as tf
-
-                tf.train.Checkpoint(iterator=iterator).read(self._restore_prefix) \
-                    .assert_consumed()
+                self._read_iterator(iterator, self._restore_prefix)
                 self._restore_prefix = None
             self._iterator = iterator
             return original(iterator)
 
-        if self._original_train_function is not None:
-            # The base class is skipping steps; hand the capture back when it unwraps.
-            self._original_train_function = capture
-        else:
-            self.model.train_function = capture
+        self.model.train_function = capture
         self._capture_original = original
+
+    def _check_input(self, iterator):
+        import tensorflow as tf
+
+        cardinality = getattr(iterator, "_cardinality", None)  # a DistributedIterator
+        if cardinality is None and getattr(iterator, "_dataset", None) is not None:
+            cardinality = int(iterator._dataset.cardinality())
+        if cardinality is None:
+            raise ValueError(
+                f"StreamingBackupAndRestore saves the tf.data iterator fit trains from, but "
+                f"fit's input gave a {type(iterator).__name__}. Pass a tf.data.Dataset "
+                "(e.g. keras_aigc.data.load('records:DIR')), or use BackupAndRestore.")
+        self._endless = int(cardinality) == int(tf.data.INFINITE_CARDINALITY)
+        if not self._endless:
+            return
+        if not self.params.get("steps"):
+            raise ValueError(
+                "StreamingBackupAndRestore: fit got an endless dataset but no "
+                "steps_per_epoch, so its first epoch never ends and no epoch-end backup is "
+                "ever written. Pass fit(steps_per_epoch=info.steps_per_epoch) (from "
+                "keras_aigc.data.load(..., repeat=True, with_info=True)).")
+        meta = self.restored
+        if meta and int(meta.get("step", 0)) > 0 and not meta.get("iterator_state"):
+            raise ValueError(
+                f"backup_dir={self.backup_dir!r} holds a backup at step {meta['step']} "
+                "without iterator state (written by BackupAndRestore, or by a run on a "
+                "dataset that ends); an endless stream cannot be placed at that step, a new "
+                "iterator would start over at the first pass. Resume with the callback "
+                f"and data the backup was made with, or {self._start_over()}.")
+
+    def _read_iterator(self, iterator, prefix):
+        import tensorflow as tf
+
+        try:
+            tf.train.Checkpoint(iterator=iterator).read(prefix).assert_consumed()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            raise ValueError(
+                f"backup_dir={self.backup_dir!r}: the saved input iterator {prefix!r} does "
+                f"not fit this run's dataset ({type(e).__name__}: {str(e)[:300]}). Resume "
+                "with the dataset the backup was made with (same source, split, batch size, "
+                f"shuffle options, repeat), or {self._start_over()}.") from e
 
     def _save_model(self):
         if self._iterator is not None:
             import tensorflow as tf
 
-            tf.train.Checkpoint(iterator=self._iterator).write(self._iter_prefix(self._step))
+            try:
+                tf.train.Checkpoint(iterator=self._iterator).write(
+                    self._iter_prefix(self._step))
+            except tf.errors.OpError as e:
+                raise ValueError(
+                    "StreamingBackupAndRestore cannot checkpoint the input iterator of fit "
+                    f"({type(e).__name__}: {str(e)[:300]}). Its dataset holds state tf.data "
+                    "cannot save (e.g. Dataset.from_generator or a py_function). Stream "
+                    "with keras_aigc.data.load('records:DIR'), or use BackupAndRestore.") \
+                    from e
         self._iterator_saved = self._iterator is not None
         super()._save_model()
+        keep = {self._step}
+        previous = os.path.join(self.backup_dir, PREVIOUS)
+        if os.path.exists(previous):  # its iterator too: the fallback when backup.json breaks
+            try:
+                keep.add(int(self._parse_metadata(previous)["step"]))
+            except Exception:  # noqa: BLE001 - an unreadable record keeps nothing
+                pass
         mine = f".{self._task()}."
         for path in glob.glob(os.path.join(self.backup_dir, "iter-*")):
             m = _ITER.match(os.path.basename(path))
-            if m and mine in os.path.basename(path) and int(m.group(1)) != self._step:
+            if m and mine in os.path.basename(path) and int(m.group(1)) not in keep:
                 os.remove(path)
 
     def _write_metadata(self, directory, files, digests=None):
         super()._write_metadata(directory, files, digests)
-        if getattr(self, "_iterator_saved", False) and self._batch_in_epoch > 0:
+        # An endless stream's iterator lives on across epochs, so its state matters at an
+        # epoch end too; a dataset that ends starts each epoch on a fresh iterator.
+        if getattr(self, "_iterator_saved", False) and (self._batch_in_epoch > 0
+                                                         or self._endless):
             with open(os.path.join(directory, "backup.json")) as f:
                 meta = json.load(f)
             meta["iterator_state"] = True

@@ -223,6 +223,14 @@ def validate(config):
     check_kwargs("data", data_section, data.load, skip=("with_info",))
     if "with_info" in data_section:
         raise ConfigError("data.with_info: set by the trainer, not by configs.")
+    if data_section.get("repeat") and not (
+            str(data_section["source"]).startswith("records:")
+            and data_section.get("streaming", True)):
+        raise ConfigError(
+            f"data.repeat: true streams `records:` shards without end, but data.source is "
+            f"{data_section['source']!r} (streaming={data_section.get('streaming', True)!r}). "
+            "Prepare the data with `keras-aigc prepare` and use records:DIR, or drop "
+            "data.repeat.")
     compile_fn = cls.compile
     check_kwargs("compile", config.get("compile") or {}, compile_fn)
     check_kwargs("training", config.get("training") or {}, TrainingConfig)

@@ -90,8 +90,17 @@ def load_datasets(config, training, strategy, model_cls):
         # replicas empty and change the global-batch average).
         data_kwargs["drop_remainder"] = True
     data_kwargs.setdefault("labels", model_cls.conditional)
-    train_ds, info = data.load(source, split="train", with_info=True, **data_kwargs)
-    if "drop_remainder" not in data_kwargs and info.num_examples >= data_kwargs["batch_size"]:
+    repeat = data_kwargs.pop("repeat", None)
+    if repeat is None:
+        # With a backup, streamed records train from the endless stream: its iterator,
+        # saved with each backup, resumes step-exactly across epochs (info.steps_per_epoch
+        # sets the epoch length).
+        repeat = (str(source).startswith("records:") and data_kwargs.get("streaming", True)
+                  and training.backup_freq is not None)
+    train_ds, info = data.load(source, split="train", with_info=True, repeat=bool(repeat),
+                               **data_kwargs)
+    if (not repeat and "drop_remainder" not in data_kwargs  # an endless stream: full batches
+            and info.num_examples >= data_kwargs["batch_size"]):
         # A static batch size (as under several replicas): the traced train step is then
         # the graph bare `fit` on full batches runs, and no epoch ends in a short batch
         # with other batch-norm statistics. Each epoch reshuffles, so the < batch_size
@@ -215,7 +224,7 @@ def run(config, run_dir, stream=None, extra_callbacks=()):
         print(f"Strategy: {distribute.describe(strategy)}; global batch {batch_size}",
               file=stream)
         history = model.fit(train_ds, epochs=training.epochs,
-                            steps_per_epoch=training.steps_per_epoch,
+                            steps_per_epoch=training.steps_per_epoch or info.steps_per_epoch,
                             validation_data=val_ds, callbacks=callbacks,
                             verbose=training.verbose)
         final_grid = samples.write("final")

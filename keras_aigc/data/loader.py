@@ -34,6 +34,9 @@ class DatasetInfo:
         value_range: tuple. `(low, high)` of the scaled pixel values.
         scaling: str. `"tanh"` or `"sigmoid"`.
         binarize: str or None.
+        steps_per_epoch: int or None. For an endless `repeat=True` stream, the steps of
+            one epoch (`num_examples // batch_size` global batches) to pass to
+            `fit(steps_per_epoch=...)`; `None` for datasets that end.
     """
 
     source: str
@@ -48,6 +51,7 @@ class DatasetInfo:
     value_range: tuple
     scaling: str
     binarize: object = None
+    steps_per_epoch: object = None
 
     @property
     def skip_counts(self):
@@ -233,7 +237,7 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
          labels=False, shuffle=None, seed=0, drop_remainder=False, validation_fraction=0.1,
          test_fraction=0.1, deduplicate=True, split_seed=0, data_dir=None, image_size=None,
          color_mode="auto", with_info=False, shuffle_buffer=10_000, cache=False,
-         streaming=True):
+         streaming=True, repeat=False):
     """Loads an image dataset as a batched, prefetched `tf.data.Dataset`.
 
     Args:
@@ -266,6 +270,16 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
             a file prefix (str) after the first epoch. Defaults to `False`.
         streaming: bool. `records:` only: stream the shards (default) or read the split
             into memory first and use the in-memory pipeline.
+        repeat: bool. `records:` streaming only: an endless stream for step-exact resume
+            (see `keras_aigc.callbacks.StreamingBackupAndRestore`). Pass `e` over the data
+            is shuffled with seeds of `(seed, e)` (the shard file order, then a
+            permutation of each window of `shuffle_buffer` serialized records), so the
+            stream does not depend on how it was iterated before; every batch is full. Pass `info.steps_per_epoch` (with
+            `with_info=True`) to `fit(steps_per_epoch=...)`. Under a `TF_CONFIG` cluster
+            the dataset is this worker's share: every `workers`-th shard file
+            (FILE sharding, `AutoShardPolicy.OFF` on the dataset since it is already
+            sharded), or with fewer shards than workers every `workers`-th record (DATA,
+            with a warning). Not with `cache`. Defaults to `False`.
 
     Example:
 
@@ -277,6 +291,14 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
     import tensorflow as tf
 
     _check_args(split, batch_size, scaling, binarize, validation_fraction, test_fraction)
+    if not isinstance(repeat, bool):
+        raise ValueError(f"repeat must be True or False, got repeat={repeat!r}.")
+    if repeat and not (isinstance(source, str) and source.startswith("records:")
+                       and streaming):
+        raise ValueError(
+            f"repeat=True makes an endless stream of `records:` shards (streaming=True); got "
+            f"source={source!r}, streaming={streaming!r}. In-memory sources end each epoch; "
+            "prepare the data with `keras-aigc prepare` to stream it.")
     if isinstance(source, str) and source.startswith("records:") and streaming:
         from keras_aigc.data import records
 
@@ -288,9 +310,12 @@ def load(source, split="train", batch_size=128, *, scaling="tanh", binarize=None
             source[len("records:"):], split, batch_size, low=low, high=high, binarize=binarize,
             labels=labels, shuffle=(split == "train") if shuffle is None else shuffle,
             seed=seed, drop_remainder=drop_remainder, shuffle_buffer=shuffle_buffer,
-            cache=cache, split_seed=split_seed, spec=source)
+            cache=cache, split_seed=split_seed, spec=source, repeat=repeat)
         info = records_info(source, split, meta)
         info.value_range, info.scaling, info.binarize = (low, high), scaling, binarize
+        if repeat:
+            info.steps_per_epoch = records.steps_per_epoch(info.num_examples, batch_size,
+                                                           source)
         return (ds, info) if with_info else ds
     x, y, info = load_arrays(
         source, split, validation_fraction=validation_fraction, test_fraction=test_fraction,

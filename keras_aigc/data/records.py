@@ -133,10 +133,75 @@ def read_arrays(directory, split, spec=None):
     return np.stack(xs), np.asarray(ys, np.int64), hs, meta
 
 
+def worker_index(environ=None):
+    """This task's index among the workers of a TF_CONFIG cluster (0 without one).
+
+    The order MultiWorkerMirroredStrategy uses: the chief is 0, `worker` i is i + 1 when
+    the cluster has a chief, i otherwise.
+    """
+    raw = (environ if environ is not None else os.environ).get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cfg = json.loads(raw)
+    except ValueError:
+        return 0
+    task = cfg.get("task") or {}
+    cluster = cfg.get("cluster") or {}
+    if task.get("type") == "chief":
+        return 0
+    return int(task.get("index") or 0) + (1 if cluster.get("chief") else 0)
+
+
+def worker_files(files, workers, index, spec):
+    """The shard files worker `index` of `workers` reads in a `repeat=True` stream.
+
+    Returns `(files, data_shard)`: with at least as many files as workers, every
+    `workers`-th file from `index` (FILE sharding: disjoint files, `data_shard` False);
+    with fewer, every file, and `data_shard` True: the worker keeps every `workers`-th
+    record from `index` (DATA sharding, with a warning).
+    """
+    if workers <= 1:
+        return list(files), False
+    if not 0 <= index < workers:
+        raise ValueError(f"Source {spec!r}: worker index {index} is outside the cluster of "
+                         f"{workers} workers named by TF_CONFIG.")
+    if shard_policy(len(files), workers, spec) == _file_policy():
+        return list(files[index::workers]), False
+    return list(files), True
+
+
+def _file_policy():
+    import tensorflow as tf
+
+    return tf.data.experimental.AutoShardPolicy.FILE
+
+
+def steps_per_epoch(num_examples, batch_size, spec):
+    """Steps of one epoch of a `repeat=True` stream: whole global batches per pass."""
+    steps = int(num_examples) // int(batch_size)
+    if steps < 1:
+        raise ValueError(f"Source {spec!r}: {num_examples} record(s) do not fill one batch "
+                         f"of batch_size={batch_size}; an endless stream needs at least one "
+                         "full batch per epoch. Lower batch_size.")
+    return steps
+
+
+def _pass_seed(seed, epoch, salt):
+    """A well-mixed int64 seed of `(seed, epoch, salt)`, computed in the graph."""
+    import tensorflow as tf
+
+    pair = tf.stack([tf.constant(int(seed), tf.int64), epoch * 2 + salt])
+    return tf.random.stateless_uniform([], seed=pair, minval=0, maxval=2**62, dtype=tf.int64)
+
+
 def stream(directory, split, batch_size, *, low, high, binarize, labels, shuffle, seed,
            drop_remainder, shuffle_buffer=10_000, cache=False, cycle_length=None,
-           split_seed=0, spec=None):
-    """The streaming pipeline; see `keras_aigc.data.load` for the arguments."""
+           split_seed=0, spec=None, repeat=False):
+    """The streaming pipeline; see `keras_aigc.data.load` for the arguments.
+
+    Returns `(dataset, dataset.json dict, records in the split)`.
+    """
     import tensorflow as tf
 
     spec = spec or f"records:{directory}"
@@ -144,16 +209,18 @@ def stream(directory, split, batch_size, *, low, high, binarize, labels, shuffle
     files, count = split_files(directory, meta, split, spec)
     decode = decoder(meta)
     autotune = tf.data.AUTOTUNE
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        cycle = min(len(files), cycle_length or 8)
-        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle, block_length=1,
-                           num_parallel_calls=min(cycle, 8) if cycle > 1 else None,
-                           deterministic=True)
+    if repeat:
+        if cache:
+            raise ValueError(
+                f"Source {spec!r}: cache={cache!r} with repeat=True is not supported (the "
+                "endless stream re-reads shards in a new order every pass). Use repeat=False "
+                "to cache, or drop cache.")
+        ds = _endless_records(files, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer,
+                              cycle_length=cycle_length, spec=spec)
+        # Every batch is full in an endless stream; a static batch dimension.
+        drop_remainder = True
     else:
-        # Shard order, record order: the same sequence as `read_arrays`.
-        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=1, block_length=1)
+        ds = _one_pass_records(files, shuffle=shuffle, seed=seed, cycle_length=cycle_length)
     ds = ds.map(decode, num_parallel_calls=autotune, deterministic=True)
     if binarize == "static":
         # One fixed draw per image, seeded by its content hash: the same in every epoch
@@ -169,7 +236,7 @@ def stream(directory, split, batch_size, *, low, high, binarize, labels, shuffle
                 deterministic=True)
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
-    if shuffle:
+    if shuffle and not repeat:
         ds = ds.shuffle(int(shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune,
                   deterministic=True)
@@ -179,7 +246,9 @@ def stream(directory, split, batch_size, *, low, high, binarize, labels, shuffle
 
     ds = ds.map(scale, num_parallel_calls=autotune, deterministic=True)
     if binarize == "dynamic":
-        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        # A fresh draw every epoch; an endless stream is one iteration whose noise is
+        # fixed by `seed`, like its order.
+        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=not repeat)
         ds = tf.data.Dataset.zip((ds, noise_seeds.batch(2)))
 
         def dyn(batch, s):
@@ -191,8 +260,78 @@ def stream(directory, split, batch_size, *, low, high, binarize, labels, shuffle
     if not labels:
         ds = ds.map(lambda images, lbl: images, num_parallel_calls=autotune)
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = shard_policy(len(files), num_workers(),
-                                                                     spec)
+    if repeat:
+        # The stream is already this worker's share (see `_endless_records`).
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.OFF
+    else:
+        options.experimental_distribute.auto_shard_policy = shard_policy(
+            len(files), num_workers(), spec)
     options.deterministic = True
     ds = ds.with_options(options).prefetch(autotune)
     return ds, meta, count
+
+
+def _interleave(ds, num_files, shuffle, cycle_length):
+    import tensorflow as tf
+
+    if not shuffle:
+        # Shard order, record order: the same sequence as `read_arrays`.
+        return ds.interleave(tf.data.TFRecordDataset, cycle_length=1, block_length=1)
+    cycle = min(num_files, cycle_length or 8)
+    if cycle <= 1:
+        return ds.interleave(tf.data.TFRecordDataset, cycle_length=1, block_length=1)
+    return ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle, block_length=1,
+                         num_parallel_calls=min(cycle, 8), deterministic=True)
+
+
+def _one_pass_records(files, *, shuffle, seed, cycle_length):
+    """Serialized records of one pass over `files` (re-shuffled file order per iteration)."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return _interleave(ds, len(files), shuffle, cycle_length)
+
+
+def _endless_records(files, *, shuffle, seed, shuffle_buffer, cycle_length, spec):
+    """Serialized records of this worker's share, pass after pass, without end.
+
+    Pass `e` reads the worker's shard files in an order seeded by `(seed, e)` and permutes
+    each window of `shuffle_buffer` consecutive records with a seed of `(seed, e, window)`
+    (stateless ops only), so each pass is a permutation of the worker's records that does
+    not depend on how the stream was iterated before, nor on the global seed: a restored
+    iterator and an uninterrupted one agree. Under a TF_CONFIG cluster the worker
+    reads every `workers`-th shard file (FILE sharding), or, with fewer files than
+    workers, every file and every `workers`-th record of it (DATA sharding, warned).
+    """
+    import tensorflow as tf
+
+    workers, index = num_workers(), worker_index()
+    files, data_shard = worker_files(files, workers, index, spec)
+    names = tf.constant(files)
+
+    def one_pass(epoch):
+        order = names
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                names, seed=tf.stack([tf.constant(int(seed), tf.int64), epoch]))
+        ds = _interleave(tf.data.Dataset.from_tensor_slices(order), len(files), shuffle,
+                         cycle_length)
+        if data_shard:
+            ds = ds.shard(workers, index)
+        if shuffle:
+            # Stateless: windows of `shuffle_buffer` records, each permuted with a seed of
+            # (seed, pass, window). No RNG state to checkpoint, and unlike a shuffle op
+            # with a computed seed, independent of the global seed.
+            key = _pass_seed(seed, epoch, 1)
+            ds = ds.batch(int(shuffle_buffer)).enumerate().map(
+                lambda i, window: tf.random.experimental.stateless_shuffle(
+                    window, seed=tf.stack([key, i]))).unbatch()
+        return ds
+
+    # flat_map hides that the stream never ends; say so (fit and the backup callback
+    # read the cardinality).
+    return tf.data.Dataset.counter().flat_map(one_pass).apply(
+        tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))

@@ -50,6 +50,9 @@ def test_shipped_configs_validate(name):
     (lambda c: c["model"].update(name="BigGAN"), "model.name: unknown model 'BigGAN'"),
     (lambda c: c["model"].update(preset="huge"), "model.preset: unknown preset 'huge'"),
     (lambda c: c["data"].pop("source"), "data.source: missing"),
+    (lambda c: c["data"].update(repeat="yes"), "data.repeat: expected bool"),
+    (lambda c: c["data"].update(repeat=True),
+     "data.repeat: true streams `records:` shards without end, but data.source is 'digits'"),
 ])
 def test_bad_config_fails_before_training_with_dotted_path(tmp_path, capsys, mutate, path):
     config = json.loads(json.dumps(BASE))
@@ -136,3 +139,55 @@ def test_learning_rate_schedule_in_compile_trains_and_config_stays_serializable(
     model = keras.models.load_model(str(out / "model.keras"))
     assert model.optimizer.get_config()["learning_rate"]["class_name"] == "CosineDecay"
     assert int(model.optimizer.iterations) == 2
+
+
+@pytest.fixture(scope="module")
+def records_dir(tmp_path_factory):
+    from tests.data.records_fixture import random_images, write_records
+
+    out = str(tmp_path_factory.mktemp("records"))
+    write_records(out, random_images(40, size=16, channels=1), np.arange(40) % 2,
+                  shards=(2, 1, 1))
+    return out  # 24 train images
+
+
+@pytest.mark.parametrize("data_extra, backup_freq, endless", [
+    ({}, "epoch", True),  # backup on: the endless stream, resumable across epochs
+    ({}, None, False),  # no backup: epochs that end
+    ({"repeat": False}, 5, False),  # the user opts out
+    ({"repeat": True}, None, True),
+    ({"streaming": False}, "epoch", False),  # read into memory: nothing to stream
+])
+def test_records_train_on_the_endless_stream_when_backed_up(records_dir, data_extra,
+                                                            backup_freq, endless):
+    import tensorflow as tf
+
+    from keras_aigc.cli import train
+    from keras_aigc.models import DCGAN
+
+    config = {**BASE, "data": {"source": f"records:{records_dir}", "batch_size": 8,
+                               **data_extra}}
+    config_lib.validate(config)
+    training = config_lib.TrainingConfig(**{**config["training"], "backup_freq": backup_freq})
+    train_ds, val_ds, info, _ = train.load_datasets(
+        config, training, tf.distribute.get_strategy(), DCGAN)
+    infinite = int(tf.data.INFINITE_CARDINALITY)
+    assert (int(train_ds.cardinality()) == infinite) == endless
+    assert info.steps_per_epoch == (3 if endless else None)
+    assert int(val_ds.cardinality()) != infinite  # validation always ends
+    assert train_ds.element_spec.shape[0] == 8
+
+
+def test_train_on_records_with_backup_runs_epochs_of_steps_per_epoch(records_dir, tmp_path):
+    out = tmp_path / "run"
+    config = {**BASE, "data": {"source": f"records:{records_dir}", "batch_size": 8},
+              "training": {"epochs": 2, "num_samples": 4, "backup_freq": 2,
+                           "fid_features": "off"}}
+    assert main(["train", _write(tmp_path, config), "--output", str(out)]) == 0
+    info = json.loads((out / "data_info.json").read_text())
+    assert info["steps_per_epoch"] == 3 and info["num_examples"] == 24
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["d_loss"]) == 2
+    model = keras.models.load_model(str(out / "model.keras"))
+    assert int(model.d_optimizer.iterations.numpy()) == 6  # 2 epochs of 3 steps
+    assert not (out / "backup").exists()  # removed after a finished run

@@ -1,4 +1,4 @@
-"""FILE auto-sharding of `records:` on a real 2-worker MultiWorkerMirroredStrategy cluster."""
+"""Sharding of `records:` on a real 2-worker MultiWorkerMirroredStrategy cluster."""
 
 import json
 import os
@@ -14,9 +14,7 @@ from tests.distribute.cluster_harness import base_env, free_ports, tf_config
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "records_shard_worker.py")
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(2400)
-def test_each_worker_reads_its_own_shards_and_together_every_record_once(tmp_path):
+def _records_and_shard_labels(tmp_path):
     import tensorflow as tf
 
     records = str(tmp_path / "records")
@@ -30,7 +28,10 @@ def test_each_worker_reads_its_own_shards_and_together_every_record_once(tmp_pat
             labels.add(int(ex.features.feature["label"].int64_list.value[0]))
         shard_labels.append(frozenset(labels))
     assert len(shard_labels) == 4 and all(shard_labels)
+    return records, shard_labels
 
+
+def _run_cluster(tmp_path, records, *mode):
     out = str(tmp_path / "seen")
     ports = free_ports(2)
     procs = []
@@ -38,8 +39,8 @@ def test_each_worker_reads_its_own_shards_and_together_every_record_once(tmp_pat
         env = base_env()
         env["TF_CONFIG"] = tf_config(ports, i)
         log = open(str(tmp_path / f"task{i}.log"), "w")
-        procs.append(subprocess.Popen([sys.executable, WORKER, records, out, str(i)], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT,
+        procs.append(subprocess.Popen([sys.executable, WORKER, records, out, str(i), *mode],
+                                      env=env, stdout=log, stderr=subprocess.STDOUT,
                                       start_new_session=True))
     try:
         codes = [p.wait(timeout=1800) for p in procs]
@@ -49,7 +50,16 @@ def test_each_worker_reads_its_own_shards_and_together_every_record_once(tmp_pat
                 os.killpg(p.pid, 9)
     logs = "\n".join(open(str(tmp_path / f"task{i}.log")).read()[-2000:] for i in range(2))
     assert codes == [0, 0], logs
-    results = [json.load(open(f"{out}.task{i}")) for i in range(2)]
+    return [json.load(open(f"{out}.task{i}")) for i in range(2)]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_each_worker_reads_its_own_shards_and_together_every_record_once(tmp_path):
+    import tensorflow as tf
+
+    records, shard_labels = _records_and_shard_labels(tmp_path)
+    results = _run_cluster(tmp_path, records)
     file_policy = int(tf.data.experimental.AutoShardPolicy.FILE)
     assert [r["policy"] for r in results] == [file_policy, file_policy]
     seen = [r["labels"] for r in results]
@@ -59,3 +69,26 @@ def test_each_worker_reads_its_own_shards_and_together_every_record_once(tmp_pat
     for labels in seen:  # every worker read whole shards
         mine = set(labels)
         assert mine == set().union(*[s for s in shard_labels if s <= mine])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_endless_stream_each_worker_its_own_shards_every_record_once_per_pass(tmp_path):
+    """`repeat=True`: the loader shards the files itself (worker i reads shards i, i+2)."""
+    import tensorflow as tf
+
+    records, shard_labels = _records_and_shard_labels(tmp_path)
+    results = _run_cluster(tmp_path, records, "repeat")
+    off = int(tf.data.experimental.AutoShardPolicy.OFF)
+    assert [r["policy"] for r in results] == [off, off]
+    passes = []
+    for index, r in enumerate(results):
+        share, labels = r["share"], r["labels"]
+        mine = set().union(*shard_labels[index::2])
+        assert share == len(mine) and len(labels) >= 2 * share
+        first, second = labels[:share], labels[share:2 * share]
+        assert sorted(first) == sorted(second) == sorted(mine)  # each record once per pass
+        assert first != second  # a new order each pass
+        passes.append(set(first))
+    assert not passes[0] & passes[1]
+    assert passes[0] | passes[1] == set().union(*shard_labels)

@@ -75,3 +75,43 @@ def test_killed_run_resumes_with_the_next_batch(tmp_path):
     assert after[0]["step"] == meta["step"] + 1
     assert [r["fp"] for r in after] == reference[meta["step"]:]
     assert [r["fp"] for r in before[:meta["step"]]] == reference[:meta["step"]]
+
+
+@pytest.fixture(scope="module")
+def endless(tmp_path_factory):
+    """Records (60 train, batch 4: 15 steps per epoch) and an uninterrupted 3-epoch run
+    on the endless stream."""
+    tmp = tmp_path_factory.mktemp("endless")
+    records = str(tmp / "records")
+    write_records(records, random_images(100), np.zeros(100, int), shards=(3, 1, 1))
+    full = dict(records=records, backup=str(tmp / "b_full"), log=str(tmp / "full"), sleep=0.0,
+                epochs=3, repeat=True)
+    _run(full, tmp, "full")
+    reference = _lines(full["log"])
+    assert [(r["epoch"], r["batch"]) for r in reference] == [
+        (e, b) for e in range(3) for b in range(15)]
+    return records, reference
+
+
+# An epoch-end backup of an endless stream (the resumed epoch starts on the restored
+# iterator) and a mid-epoch one in a later epoch (no-op steps keep the epoch's length).
+@pytest.mark.slow
+@pytest.mark.timeout(4800)
+@pytest.mark.parametrize("save_freq,kill_after", [("epoch", 18), (1, 22)])
+def test_killed_endless_run_resumes_every_later_batch(endless, tmp_path, save_freq,
+                                                      kill_after):
+    records, reference = endless
+    job = dict(records=records, backup=str(tmp_path / "b"), log=str(tmp_path / "killed"),
+               sleep=0.4, epochs=3, repeat=True, save_freq=save_freq)
+    _run(job, tmp_path, "killed", kill_after=kill_after)
+    meta = json.load(open(os.path.join(job["backup"], "backup.json")))
+    assert meta["iterator_state"] and meta["step"] >= (15 if save_freq == "epoch" else 22)
+    if save_freq == "epoch":
+        assert (meta["epoch"], meta["batch"]) == (1, 0)
+    else:
+        assert meta["epoch"] == 1 and meta["batch"] == meta["step"] - 15 > 0
+    job.update(sleep=0.0, log=str(tmp_path / "resumed"))
+    _run(job, tmp_path, "resumed")
+    after = _lines(job["log"])
+    # Same steps, epochs, batch indices, batches and weights as the uninterrupted run.
+    assert after == reference[meta["step"]:]
