@@ -80,11 +80,36 @@ EXPORT_FORMATS = ("saved_model", "tflite", "onnx", "triton")
 RUNTIME_BACKENDS = ("onnx", "tflite")
 
 
-def assert_export_parity(model, out_dir, formats=EXPORT_FORMATS, seed=0):
-    """export_bundle through every format: each file verified against Keras, the
-    manifest valid and every parity record passed. Returns the manifest."""
+def supported_formats(model):
+    """The formats of `EXPORT_FORMATS` the model declares it exports to with a dynamic
+    batch (`export_formats` less `fixed_batch_formats`)."""
+    return tuple(f for f in EXPORT_FORMATS
+                 if f in model.export_formats and f not in model.fixed_batch_formats)
+
+
+def assert_export_refused(model, out_dir):
+    """Every format the model leaves out is refused before anything is written, with an
+    error naming the model and the format."""
+    import pytest
+
+    from keras_aigc.export import export_bundle
+
+    for fmt in EXPORT_FORMATS:
+        if fmt in supported_formats(model):
+            continue
+        with pytest.raises(ValueError, match=f"{type(model).__name__} cannot be exported "
+                                             f"to format '(onnx|{fmt})'"):
+            export_bundle(model, str(out_dir), formats=(fmt,))
+        assert not out_dir.exists() and not any(out_dir.parent.glob(f".{out_dir.name}.tmp-*"))
+
+
+def assert_export_parity(model, out_dir, formats=None, seed=0):
+    """export_bundle through every format the model supports (`supported_formats`, or
+    `formats`): each file verified against Keras, the manifest valid and every parity
+    record passed. Returns the manifest."""
     from keras_aigc.export import export_bundle, load_manifest
 
+    formats = supported_formats(model) if formats is None else formats
     manifest = export_bundle(model, str(out_dir), formats=formats, seed=seed)
     assert {f["format"] for f in manifest["files"]} == set(formats)
     for entry in manifest["files"]:
@@ -95,12 +120,16 @@ def assert_export_parity(model, out_dir, formats=EXPORT_FORMATS, seed=0):
     return manifest
 
 
-def assert_runtime_generates(model, bundle_dir, backends=RUNTIME_BACKENDS, n=5, seed=7):
+def assert_runtime_generates(model, bundle_dir, backends=None, n=5, seed=7):
     """The TF-free runtime's `generate(n, seed, labels)` equals Keras on the same latents
-    (within one uint8 step), with the default labels and with explicit ones."""
+    (within one uint8 step), with the default labels and with explicit ones, through
+    every runtime backend whose format the model supports (or `backends`)."""
     import keras_aigc_runtime
     from keras_aigc_runtime import postprocess
 
+    if backends is None:
+        backends = [b for b in RUNTIME_BACKENDS if b in supported_formats(model)]
+    assert backends, f"{type(model).__name__} supports no runtime backend"
     for backend in backends:
         g = keras_aigc_runtime.load(str(bundle_dir), backend=backend)
         z = postprocess.sample_latents(g.manifest["latent"], n, np.random.default_rng(seed))
@@ -125,7 +154,9 @@ def run_model_test(make_model, dataset, tmp_path, replicas=True, export=True):
         dataset: a repeated `tf.data.Dataset` of training batches.
         tmp_path: pathlib directory for files.
         replicas: bool. Run the 2-replica check (slow).
-        export: bool. Run the export and runtime checks (slow).
+        export: bool. Run the export and runtime checks (slow): parity through every
+            format the model supports, generation through the runtime when it supports
+            ONNX or TFLite, and the refusal of every other format.
     """
     model = make_model()
     assert_config_round_trip(model)
@@ -139,6 +170,9 @@ def run_model_test(make_model, dataset, tmp_path, replicas=True, export=True):
     if replicas:
         assert_replicas_agree(make_model, dataset)
     if export:
-        assert_export_parity(model, tmp_path / "bundle")
-        assert_runtime_generates(model, tmp_path / "bundle")
+        assert_export_refused(model, tmp_path / "bundle")
+        if supported_formats(model):
+            assert_export_parity(model, tmp_path / "bundle")
+        if any(b in supported_formats(model) for b in RUNTIME_BACKENDS):
+            assert_runtime_generates(model, tmp_path / "bundle")
     return model

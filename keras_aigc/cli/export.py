@@ -13,8 +13,9 @@ def add_parser(subparsers):
                     "file) to a bundle directory with manifest.json. Every file is checked "
                     "against the Keras model before the bundle appears.")
     p.add_argument("source", help="Run directory (with model.keras) or a .keras file.")
-    p.add_argument("--formats", nargs="+", default=["saved_model", "tflite", "onnx"],
-                   metavar="FORMAT", help=f"Formats to write, from {list(FORMATS)}.")
+    p.add_argument("--formats", nargs="+", default=None, metavar="FORMAT",
+                   help=f"Formats to write, from {list(FORMATS)} (default: the formats the "
+                        "model supports among saved_model, tflite and onnx).")
     p.add_argument("--quantize", nargs="*", default=[], metavar="QUANT",
                    help=f"Extra TFLite variants, from {list(QUANTIZATIONS)}.")
     p.add_argument("--onnx-quantize", nargs="*", default=[], metavar="QUANT",
@@ -46,14 +47,17 @@ def main(args, stream=None):
     stream = stream or sys.stdout  # read at call time (pytest's capsys swaps it)
     from keras_aigc.cli.paths import load_model, resolve_model_path
     from keras_aigc.export import (
+        FORMATS,
         check_export_args,
         check_onnx_quantize,
         check_out_dir,
+        default_formats,
         export_bundle,
     )
 
-    # Argument errors first, before the slow model load.
-    formats, quantize, batch_sizes = check_export_args(args.formats, args.quantize,
+    # Argument errors first, before the slow model load; without --formats the model's
+    # own formats are known only once it is loaded (checked again then).
+    formats, quantize, batch_sizes = check_export_args(args.formats or FORMATS, args.quantize,
                                                        args.batch_sizes)
     onnx_quantize = check_onnx_quantize(getattr(args, "onnx_quantize", []), formats)
     path = resolve_model_path(args.source)
@@ -68,6 +72,10 @@ def main(args, stream=None):
 
         load_private_key(args.sign_key)
     model = load_model(path)
+    if args.formats is None:
+        formats = default_formats(model, batch_sizes)
+        check_export_args(formats, quantize, batch_sizes)
+        check_onnx_quantize(onnx_quantize, formats)
     manifest = export_bundle(model, output, formats=formats, quantize=quantize,
                              batch_sizes=batch_sizes, overwrite=args.overwrite, name=args.name,
                              onnx_quantize=onnx_quantize)

@@ -139,7 +139,7 @@ def run(config, run_dir, stream=None):
                                         baseline_decay=settings.baseline_decay,
                                         seed=settings.seed)
             tuner.compile(keras.optimizers.Adam(settings.learning_rate))
-        value_range = tuple(getattr(policy, "value_range", (0.0, 1.0)))
+        value_range = tuple(policy.value_range)  # the GenerativeModel contract
         save_grid(policy.generate(settings.num_samples, seed=settings.seed),
                   os.path.join(out_dir, "samples", "before.png"), value_range=value_range)
         callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"))]

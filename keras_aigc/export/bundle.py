@@ -15,7 +15,7 @@ from keras_aigc.export import onnx as onnx_lib
 from keras_aigc.export import tflite as tflite_lib
 from keras_aigc.export import triton as triton_lib
 from keras_aigc.export import verify as verify_lib
-from keras_aigc.export.export_utils import export_spec
+from keras_aigc.export.export_utils import check_model, export_spec
 from keras_aigc.export.registry import EXPORTERS, ExportContext, get_exporter
 from keras_aigc_runtime.manifest import (
     MANIFEST,
@@ -34,7 +34,7 @@ QUANTIZATIONS = tflite_lib.QUANTIZATIONS
 ONNX_QUANTIZATIONS = onnx_lib.QUANTIZATIONS
 
 __all__ = ["FORMATS", "QUANTIZATIONS", "ONNX_QUANTIZATIONS", "export_bundle", "check_export_args",
-           "check_onnx_quantize", "load_manifest",
+           "check_onnx_quantize", "default_formats", "load_manifest",
            "load_schema", "validate_manifest", "MANIFEST", "SCHEMA_PATH", "SCHEMA_VERSION"]
 
 
@@ -104,6 +104,26 @@ def check_export_args(formats, quantize=(), batch_sizes=None):
     return formats, quantize, check_batch_sizes(batch_sizes)
 
 
+def default_formats(model, batch_sizes=None):
+    """The formats `export_bundle(model, formats=None)` writes: those the model supports
+    (`model.export_formats`) that are written by default (SavedModel, TFLite, ONNX; not
+    Triton), in registry order, less `model.fixed_batch_formats` for a dynamic batch
+    (`batch_sizes=None`).
+
+    Raises:
+        ValueError: the model supports none of them, naming the model and why.
+    """
+    check_model(model)
+    formats = tuple(f for f in FORMATS
+                    if f in model.export_formats and get_exporter(f).DEFAULT
+                    and (batch_sizes is not None or f not in model.fixed_batch_formats))
+    if not formats:
+        notes = "; ".join(f"{f}: {why}" for f, why in model.export_format_notes.items())
+        raise ValueError(f"{type(model).__name__} supports no export format"
+                         + (f" ({notes})." if notes else "."))
+    return formats
+
+
 def check_onnx_quantize(onnx_quantize, formats):
     """Checks `export_bundle`'s `onnx_quantize` against the (normalised) `formats`.
 
@@ -142,7 +162,7 @@ def _versions(formats):
     }
 
 
-def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), quantize=(),
+def export_bundle(model, out_dir, formats=None, quantize=(),
                   batch_sizes=None, overwrite=False, name=None, seed=None,
                   max_batch_size=triton_lib.DEFAULT_MAX_BATCH_SIZE, serving_batch_sizes=None,
                   onnx_quantize=()):
@@ -155,10 +175,13 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     end, so a failed export leaves nothing behind.
 
     Args:
-        model: built keras_aigc model (GAN, conditional GAN, VAE).
+        model: a `keras_aigc.models.GenerativeModel` (built here if it is not).
         out_dir: str. Bundle directory to create.
-        formats: tuple of str from `FORMATS`. `"triton"` adds a Triton model repository
-            under `triton/` (and implies `"onnx"`). Defaults to SavedModel, TFLite, ONNX.
+        formats: tuple of str from `FORMATS`, each one the model supports
+            (`model.export_formats`; any other is refused before anything is written,
+            naming the reason). `"triton"` adds a Triton model repository under
+            `triton/` (and implies `"onnx"`). Defaults to `default_formats(model)`: the
+            model's formats among SavedModel, TFLite and ONNX.
         quantize: tuple of str from `QUANTIZATIONS`: extra TFLite variants next to fp32.
         batch_sizes: `None` for dynamic-batch TFLite files (verified at every tested
             batch size), or ints: one fixed-batch TFLite file per size (faster with
@@ -193,7 +216,11 @@ def export_bundle(model, out_dir, formats=("saved_model", "tflite", "onnx"), qua
     keras_aigc.export.export_bundle(gan, "bundle/", quantize=("float16", "int8"))
     ```
     """
+    check_model(model)
+    if formats is None:
+        formats = default_formats(model, check_batch_sizes(batch_sizes))
     formats, quantize, batch_sizes = check_export_args(formats, quantize, batch_sizes)
+    model.check_export_formats(formats, batch_sizes)
     onnx_quantize = check_onnx_quantize(onnx_quantize, formats)
     if serving_batch_sizes is None:
         serving_batch_sizes = (1, max_batch_size)

@@ -104,6 +104,16 @@ class ExportSpec:
         return {k: np.asarray(v) for k, v in res.items()}
 
 
+def check_model(model):
+    """Raises a ValueError unless `model` is a `keras_aigc.models.GenerativeModel`."""
+    from keras_aigc.models.base import GenerativeModel
+
+    if not isinstance(model, GenerativeModel):
+        raise ValueError(
+            f"model must be a keras_aigc.models.GenerativeModel (e.g. "
+            f"keras_aigc.models.DCGAN); got {type(model).__module__}.{type(model).__name__}.")
+
+
 def export_spec(model):
     """Returns the `ExportSpec` of a `GenerativeModel`, from its contract; an unbuilt
     model is built first (`model.build()`, from its own shapes).
@@ -112,12 +122,7 @@ def export_spec(model):
         ValueError: the model is not a `keras_aigc.models.GenerativeModel`, or has a
             latent prior that manifests cannot describe.
     """
-    from keras_aigc.models.base import GenerativeModel
-
-    if not isinstance(model, GenerativeModel):
-        raise ValueError(
-            f"model must be a keras_aigc.models.GenerativeModel (e.g. "
-            f"keras_aigc.models.DCGAN); got {type(model).__module__}.{type(model).__name__}.")
+    check_model(model)
     if not model.built:
         model.build()
     prior = model.latent_prior()

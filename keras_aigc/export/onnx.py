@@ -9,6 +9,7 @@ from keras_aigc.export.registry import Artifact, Part
 
 LABEL = "ONNX"  # how messages name this format
 REQUIRES = ()
+DEFAULT = True  # written when export_bundle(formats=None)
 DEFAULT_OPSET = 17
 # Names as in the manifest, the file names (`model_<name>.onnx`) and the runtime's `variant`
 # (the same spelling as the TFLite ones):

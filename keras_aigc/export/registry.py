@@ -4,6 +4,8 @@ Every exporter module provides the same small interface, which `bundle.export_bu
 runs in one loop:
 
 - `REQUIRES`: tuple of other formats whose files it builds on (Triton on ONNX);
+- `DEFAULT`: bool, whether `export_bundle(formats=None)` writes it for a model that
+  supports it (see `GenerativeModel.export_formats`);
 - `write(spec, ctx)`: writes its file(s) under `ctx.root` and returns a list of
   `Artifact`s, each naming the signatures (`Part`s) inside one bundle path;
 - `runner(ctx, artifact, part)`: `run(inputs: list of arrays) -> {output: array}`

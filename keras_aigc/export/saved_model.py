@@ -9,6 +9,7 @@ from keras_aigc.export.registry import Artifact, Part
 
 LABEL = "SavedModel"  # how messages name this format
 REQUIRES = ()
+DEFAULT = True  # written when export_bundle(formats=None)
 PATH = "saved_model"
 
 

@@ -9,6 +9,7 @@ from keras_aigc.export.registry import Artifact, Part
 
 LABEL = "TFLite"  # how messages name this format
 REQUIRES = ()
+DEFAULT = True  # written when export_bundle(formats=None)
 # Name used in manifests, file names (`model_<name>.tflite`) and the runtime's `variant`.
 QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
 REPRESENTATIVE_EXAMPLES = 320

@@ -7,6 +7,7 @@ from keras_aigc.export.registry import Artifact, Part
 
 LABEL = "Triton"  # how messages name this format
 REQUIRES = ("onnx",)
+DEFAULT = False  # only when asked for: a Triton repository is a deployment choice
 DEFAULT_MAX_BATCH_SIZE = 64
 _TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int32": "TYPE_INT32",
           "int64": "TYPE_INT64", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8"}

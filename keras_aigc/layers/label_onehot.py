@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_aigc_runtime import postprocess as bundle_format
+
 
 def _check_num_classes(num_classes):
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
@@ -23,19 +25,14 @@ def one_hot_labels(labels, num_classes, dtype="float32"):
     the runtime), and no assertion op is added so that TFLite and ONNX keep builtin ops.
 
     Raises:
-        ValueError: eager labels outside `[0, num_classes)` or not integer-valued.
+        ValueError: eager labels outside `[0, num_classes)` or not of an integer dtype.
     """
     num_classes = _check_num_classes(num_classes)
     if not keras.backend.is_keras_tensor(labels) and (
             not tf.is_tensor(labels) or tf.executing_eagerly()):
-        values = np.asarray(keras.ops.convert_to_numpy(labels))
-        if values.size and values.dtype.kind == "f" and not np.all(values == np.round(values)):
-            raise ValueError(f"labels must be integers, got values such as "
-                             f"{values[values != np.round(values)][:5].tolist()}.")
-        bad = values[(values < 0) | (values >= num_classes)]
-        if bad.size:
-            raise ValueError(f"labels must be in [0, {num_classes}) (num_classes={num_classes}), "
-                             f"got labels={bad.ravel()[:5].tolist()}.")
+        # The bundle format's label rule (integer dtype, in range), as the runtime applies it.
+        values = np.asarray(keras.ops.convert_to_numpy(labels)).reshape(-1)
+        bundle_format.normalize_labels(values, len(values), num_classes)
     labels = keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32")
     return keras.ops.one_hot(labels, num_classes, dtype=dtype)
 

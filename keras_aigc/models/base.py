@@ -64,6 +64,8 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
         num_classes: int for class-conditional models, `None` otherwise.
         conditional: bool, on the class: whether its models take `num_classes` and
             train on `(images, labels)` (known before a model exists, e.g. to load data).
+            A family that is conditional only when given `num_classes` (PixelCNN) keeps
+            `False` on the class and sets it on each model.
         family: str. Informative name written to export manifests (`"gan"`, `"vae"`,
             ...); nothing decides behaviour from it.
         evaluation: str. `"samples"`, or `"likelihood"` for models that also provide
@@ -74,6 +76,14 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
             importance-sampled estimate.
         config_args: tuple of str. Constructor arguments `get_config` stores, each read
             from `config_value(name)` (by default the attribute of that name).
+        export_formats: tuple of str. The bundle formats (`keras_aigc.export.FORMATS`)
+            the family exports to; `export_bundle(formats=None)` writes those of them
+            that are written by default (not `"triton"`). Defaults to all of them.
+        export_format_notes: dict. For each format a family leaves out, why; the
+            refusal of `export_bundle` quotes it.
+        fixed_batch_formats: dict. Formats of `export_formats` that convert only with
+            fixed batch sizes (`export_bundle(batch_sizes=...)`), each with the reason a
+            dynamic batch fails; `formats=None` leaves them out of a dynamic-batch export.
 
     Example:
 
@@ -104,6 +114,9 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
     evaluation = "samples"
     exact_likelihood = False
     config_args = ()
+    export_formats = ("saved_model", "tflite", "onnx", "triton")
+    export_format_notes = {}
+    fixed_batch_formats = {}
 
     # ------------------------------------------------------------------- data
     def unpack_batch(self, data):
@@ -241,6 +254,27 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
         """The functions the model exports, as a list of
         `keras_aigc.export.Signature`; the first one produces images."""
         raise NotImplementedError(f"{type(self).__name__} must implement export_signatures().")
+
+    def check_export_formats(self, formats, batch_sizes=None):
+        """Refuses a format this model does not export to (or not with a dynamic batch,
+        `batch_sizes=None`), before anything is written.
+
+        Raises:
+            ValueError: naming the model, the format and why (`export_format_notes`,
+                `fixed_batch_formats`), and what it does support.
+        """
+        name = type(self).__name__
+        for fmt in formats:
+            if fmt not in self.export_formats:
+                why = self.export_format_notes.get(fmt, "it is not in its export_formats")
+                supported = list(self.export_formats) or "none"
+                raise ValueError(f"{name} cannot be exported to format {fmt!r}: {why}. "
+                                 f"Formats {name} supports: {supported}.")
+            if batch_sizes is None and fmt in self.fixed_batch_formats:
+                raise ValueError(
+                    f"{name} cannot be exported to format {fmt!r} with a dynamic batch: "
+                    f"{self.fixed_batch_formats[fmt]}. Pass fixed batch sizes "
+                    f"(batch_sizes=(1, 64); CLI --batch-sizes 1 64) or leave {fmt!r} out.")
 
     def export_tracked(self):
         """Layers/models whose variables the exported functions use."""

@@ -119,3 +119,29 @@ def test_signed_export_through_a_symlinked_output_leaves_nothing_behind(run_dir,
                  "--sign-key", str(tmp_path / "missing.pem")]) == 2
     assert "Cannot read the signing key" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_default_formats_are_the_models_and_refusals_name_the_reason(tmp_path, capsys):
+    from keras_aigc.models import PixelCNN
+
+    PixelCNN((2, 2, 1), filters=4, num_layers=1, first_kernel_size=3).save(
+        str(tmp_path / "p.keras"))
+    out = tmp_path / "out" / "b"
+    assert main(["export", str(tmp_path / "p.keras"), "--output", str(out)]) == 2
+    assert "PixelCNN supports no export format (saved_model: its sampler" in \
+        capsys.readouterr().err
+    assert main(["export", str(tmp_path / "p.keras"), "--output", str(out),
+                 "--formats", "onnx"]) == 2
+    assert "PixelCNN cannot be exported to format 'onnx'" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_export_without_formats_writes_the_models_default_formats(run_dir, tmp_path):
+    path, model = run_dir
+    assert main(["export", path, "--output", str(tmp_path / "b")]) == 0
+    manifest = load_manifest(str(tmp_path / "b"))
+    from keras_aigc.export import default_formats
+
+    assert default_formats(model) == ("saved_model", "tflite", "onnx")
+    assert {f["format"] for f in manifest["files"]} == set(default_formats(model))

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_aigc.export import export_bundle, load_manifest, validate_manifest
+from keras_aigc.export import default_formats, export_bundle, load_manifest, validate_manifest
 from keras_aigc.export.bundle import SCHEMA_PATH
-from keras_aigc.models import GAN
+from keras_aigc.models import DCGAN, GAN, PixelCNN, ResNetVAE
 from tests.export.export_helpers import (
     LATENT_DIM,
     NUM_CLASSES,
@@ -293,3 +293,60 @@ def test_invalid_manifest_is_rejected(tmp_path):
         validate_manifest({"schema_version": 99})
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         load_manifest(str(tmp_path))
+
+
+# ----------------------------------------------------- formats each model declares
+class OnnxOnlyDCGAN(DCGAN):
+    """A family that declares ONNX only (defined here: no library change needed)."""
+
+    export_formats = ("onnx",)
+    export_format_notes = {"tflite": "a test family without a TFLite path",
+                           "saved_model": "a test family without a SavedModel path"}
+
+
+def tiny_pixel_cnn():
+    return PixelCNN((2, 2, 1), filters=4, num_layers=1, first_kernel_size=3)
+
+
+def test_default_formats_come_from_the_model():
+    assert default_formats(tiny_dcgan()) == ("saved_model", "tflite", "onnx")  # not triton
+    assert "triton" in tiny_dcgan().export_formats
+    onnx_only = OnnxOnlyDCGAN(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, g_filters=(8, 8, 4),
+                              d_filters=(4,), kernel_size=3)
+    assert default_formats(onnx_only) == ("onnx",)
+    vae = ResNetVAE(image_shape=(8, 8, 3), latent_dim=2, channels=(2, 2), seed=1)
+    assert default_formats(vae) == ("saved_model", "onnx")  # TFLite: fixed batches only
+    assert default_formats(vae, batch_sizes=(4,)) == ("saved_model", "tflite", "onnx")
+    with pytest.raises(ValueError, match=r"PixelCNN supports no export format \(saved_model: "
+                                         r"its sampler draws per-pixel uniform noise"):
+        default_formats(tiny_pixel_cnn())
+
+
+@pytest.mark.parametrize("make,formats,match", [
+    (tiny_pixel_cnn, ("onnx",), r"PixelCNN cannot be exported to format 'onnx': its sampler "
+                                r".*normal latent prior only.*Formats PixelCNN supports: none"),
+    (tiny_pixel_cnn, None, "PixelCNN supports no export format"),
+    (lambda: ResNetVAE(image_shape=(8, 8, 3), latent_dim=2, channels=(2, 2), seed=1),
+     ("saved_model", "tflite"), r"ResNetVAE cannot be exported to format 'tflite' with a "
+                                r"dynamic batch: .*Select-TF \(Flex\) Conv2D.*Pass fixed "
+                                r"batch sizes"),
+    (lambda: OnnxOnlyDCGAN(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, g_filters=(8, 8, 4),
+                           d_filters=(4,), kernel_size=3),
+     ("tflite",), "OnnxOnlyDCGAN cannot be exported to format 'tflite': a test family"),
+    # Triton implies ONNX, which this family does not declare either way.
+    (tiny_pixel_cnn, ("triton",), "PixelCNN cannot be exported to format 'onnx'"),
+])
+def test_unsupported_formats_are_refused_before_anything_is_written(tmp_path, make, formats,
+                                                                    match):
+    out = tmp_path / "parent" / "bundle"
+    with pytest.raises(ValueError, match=match):
+        export_bundle(make(), str(out), formats=formats)
+    assert os.listdir(tmp_path) == []  # no bundle, no parent, no temporary directory
+
+
+def test_formats_none_writes_the_models_own_formats(tmp_path):
+    onnx_only = OnnxOnlyDCGAN(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, g_filters=(8, 8, 4),
+                              d_filters=(4,), kernel_size=3)
+    manifest = export_bundle(onnx_only, str(tmp_path / "b"), seed=0)
+    assert [f["format"] for f in manifest["files"]] == ["onnx"]
+    assert all(p["passed"] for f in manifest["files"] for p in f["parity"])

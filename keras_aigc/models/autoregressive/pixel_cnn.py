@@ -80,6 +80,13 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
     config_args = ("image_shape", "distribution", "num_classes", "filters", "num_layers",
                    "kernel_size", "first_kernel_size", "num_mixtures")
     family = "autoregressive"
+    # Not exportable yet: a bundle describes a latent-variable generator.
+    export_formats = ()
+    export_format_notes = dict.fromkeys(
+        ("saved_model", "tflite", "onnx", "triton"),
+        "its sampler draws per-pixel uniform noise through a while loop, while the bundle "
+        "format (manifest schema v1) and keras_aigc_runtime describe and feed a normal "
+        "latent prior only; sample in Keras with PixelCNN.generate")
     evaluation = "likelihood"
     exact_likelihood = True
     latent_dim = None
@@ -99,6 +106,9 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         self.distribution = distribution
         self.num_classes = None if num_classes is None else _positive_int("num_classes",
                                                                           num_classes)
+        # Optionally conditional: the class says False (no num_classes by default), each
+        # model says whether it trains on (images, labels).
+        self.conditional = self.num_classes is not None
         self.filters = _positive_int("filters", filters)
         self.num_layers = _positive_int("num_layers", num_layers)
         self.num_mixtures = _positive_int("num_mixtures", num_mixtures)

@@ -63,6 +63,12 @@ class ResNetVAE(VAE):
           https://arxiv.org/abs/1603.05027)
     """
 
+    # Measured (TF 2.21): with a dynamic batch the converter leaves the decoder's
+    # up-sampled convolutions as tf.Conv2D with unknown spatial dims; fixed batches convert.
+    fixed_batch_formats = {
+        "tflite": "with a dynamic batch its decoder's UpSampling2D + Conv2D converts to a "
+                  "Select-TF (Flex) Conv2D, which the builtin-op LiteRT interpreter refuses"}
+
     def __init__(self, architecture=None, image_shape=None, latent_dim=None, channels=None,
                  activation="swish", hidden_units=(), **kwargs):
         if architecture is not None and architecture not in RESNET_VAE_PRESETS:
