@@ -7,7 +7,9 @@ Each measurement runs in a fresh process (peak RSS = `ru_maxrss` of that process
 builds the dataset and iterates one full epoch of 64x64x3 images, batch 64. Records are
 written with the real shard writer (the Spark job's output format) from random smooth
 images, PNG-encoded. The in-memory loader is the same split read into numpy first
-(`streaming=False`), which is what every non-records source does.
+(`streaming=False`), which is what every non-records source does. `--repeat` adds a
+row per size for the endless `repeat=True` stream (what `keras-aigc train` uses with a
+backup), iterated for `info.steps_per_epoch` batches: its RSS must stay flat too.
 """
 
 import argparse
@@ -52,20 +54,24 @@ def write(out, n):
         json.dump(meta, f)
 
 
-def measure(directory, streaming, model_steps):
+def measure(directory, streaming, model_steps, repeat=False):
     """Child process: one epoch through the loader; prints JSON."""
     import tensorflow as tf
 
     from keras_aigc import data
 
-    ds = data.load(f"records:{directory}", batch_size=64, streaming=streaming,
-                   shuffle=True, shuffle_buffer=10_000, drop_remainder=True)
+    ds, info = data.load(f"records:{directory}", batch_size=64, streaming=streaming,
+                         shuffle=True, shuffle_buffer=10_000, drop_remainder=True,
+                         repeat=repeat, with_info=True)
     start = time.perf_counter()
     n = 0
-    for batch in ds:
+    for step, batch in enumerate(ds):
+        if repeat and step == info.steps_per_epoch:
+            break  # one epoch of the endless stream
         n += int(batch.shape[0])
     seconds = time.perf_counter() - start
-    out = {"streaming": streaming, "images": n, "pipeline_images_per_sec": n / seconds,
+    out = {"streaming": streaming, "repeat": repeat, "images": n,
+           "pipeline_images_per_sec": n / seconds,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if model_steps:
         from keras_aigc.models import ResNetGAN
@@ -86,22 +92,28 @@ def main():
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     p.add_argument("--workdir", default="/tmp/keras_aigc_stream_bench")
     p.add_argument("--model-steps", type=int, default=5)
-    p.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--repeat", action="store_true",
+                   help="Also measure the endless repeat=True stream at every size.")
+    p.add_argument("--child", nargs=4, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        return measure(args.child[0], args.child[1] == "1", int(args.child[2]))
+        return measure(args.child[0], args.child[1] == "1", int(args.child[2]),
+                       repeat=args.child[3] == "1")
     rows = []
     for n in args.sizes:
         out = os.path.join(args.workdir, f"records_{n}")
         t = time.perf_counter()
         write(out, n)
         print(f"records for {n} images ready ({time.perf_counter() - t:.0f} s)", flush=True)
-        for streaming in (True, False):
-            steps = args.model_steps if (streaming and n == args.sizes[0]) else 0
+        modes = [(True, False), (False, False)] + ([(True, True)] if args.repeat else [])
+        for streaming, repeat in modes:
+            steps = (args.model_steps if (streaming and not repeat and n == args.sizes[0])
+                     else 0)
             env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
                        TF_CPP_MIN_LOG_LEVEL="2")
             res = subprocess.run([sys.executable, __file__, "--child", out,
-                                  "1" if streaming else "0", str(steps)], env=env,
+                                  "1" if streaming else "0", str(steps),
+                                  "1" if repeat else "0"], env=env,
                                  capture_output=True, text=True)
             if res.returncode:
                 raise SystemExit(res.stderr[-3000:])

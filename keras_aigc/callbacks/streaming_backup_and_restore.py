@@ -13,6 +13,19 @@ from keras_aigc.distribute.cluster import task_from_tf_config
 _ITER = re.compile(r"^iter-(\d+)\.(\w+)\.(index|data-\d+-of-\d+)$")
 
 
+def _checkpointable(iterator):
+    """Whether `tf.train.Checkpoint` can save `iterator`. A plain tf.data iterator can;
+    the DistributedIterator of MirroredStrategy / MultiWorkerMirroredStrategy holds
+    MultiDeviceIterators, which TensorFlow (2.21) cannot checkpoint."""
+    import tensorflow as tf
+
+    try:
+        tf.train.Checkpoint(iterator=iterator)
+    except ValueError:
+        return False
+    return True
+
+
 @keras.saving.register_keras_serializable(package="keras_aigc")
 class StreamingBackupAndRestore(BackupAndRestore):
     """`BackupAndRestore` that resumes the input pipeline with tf.data iterator checkpointing.
@@ -36,16 +49,22 @@ class StreamingBackupAndRestore(BackupAndRestore):
     taken mid-epoch resumes exactly within that epoch, an epoch-end backup starts the next
     epoch in another order.
 
-    Every task of a multi-worker run saves its own iterator (it reads its own shards) as
-    `iter-<step>.<task>.*` in `backup_dir`, which must be storage all tasks see. The
-    iterator state holds the shuffle buffer, so its size grows with `shuffle_buffer`.
-    A run must resume with the seeds (`keras.utils.set_random_seed`, the loader's `seed`)
-    it started with.
+    Under `MirroredStrategy` and `MultiWorkerMirroredStrategy`, `fit` reads from a
+    `DistributedIterator` of MultiDeviceIterators, which TensorFlow (2.21) cannot
+    checkpoint. There the backup records that the stream is endless instead, and a restart
+    replays it: the restored run draws and drops the batches of every step done before the
+    backup (input pipeline only, no training), then trains on from the same position. That
+    is exact, because the endless stream is a fixed sequence for its seed, but it costs
+    reading the data up to the backup once more. Where the iterator can be checkpointed,
+    each task saves its own as `iter-<step>.<task>.*` in `backup_dir` (storage all tasks
+    see); the state holds the current shuffle window, so it grows with `shuffle_buffer`.
+    A run must resume with the seeds (`keras.utils.set_random_seed`, the loader's `seed`),
+    batch size and strategy layout it started with.
 
     Raises `ValueError` at the first step when the input is not a checkpointable
     `tf.data` pipeline, when an endless stream is fitted without `steps_per_epoch`, or
-    when an endless stream would resume from a backup without iterator state (one written
-    by `BackupAndRestore`, which cannot place an endless stream).
+    when an endless stream would resume from a backup that neither holds iterator state
+    nor says the stream was endless (one written by `BackupAndRestore`).
 
     Args:
         backup_dir: str. Directory of the backup.
@@ -78,6 +97,7 @@ class StreamingBackupAndRestore(BackupAndRestore):
         super().on_train_begin(logs)  # restores the model, counts the steps to skip
         self._iterator = None
         self._endless = False
+        self._checkpointable = False
         self._first_call = True
         self._restore_prefix = None
         meta = self.restored
@@ -98,6 +118,7 @@ class StreamingBackupAndRestore(BackupAndRestore):
             if self._first_call:
                 self._first_call = False
                 self._check_input(iterator)
+                self._start_endless_replay(iterator)
             if self._to_skip > 0:
                 # A step done before the backup: no training. A restored iterator is
                 # already past its batch; a fresh one (no saved state) drops it.
@@ -129,6 +150,12 @@ class StreamingBackupAndRestore(BackupAndRestore):
                 f"fit's input gave a {type(iterator).__name__}. Pass a tf.data.Dataset "
                 "(e.g. keras_aigc.data.load('records:DIR')), or use BackupAndRestore.")
         self._endless = int(cardinality) == int(tf.data.INFINITE_CARDINALITY)
+        self._checkpointable = _checkpointable(iterator)
+        if self._restore_prefix is not None and not self._checkpointable:
+            # Saved where the iterator could be checkpointed, resumed where it cannot
+            # (e.g. under another strategy): replay instead (see `_start_endless_replay`;
+            # within the epoch for a dataset that ends).
+            self._restore_prefix = None
         if not self._endless:
             return
         if not self.params.get("steps"):
@@ -138,13 +165,25 @@ class StreamingBackupAndRestore(BackupAndRestore):
                 "ever written. Pass fit(steps_per_epoch=info.steps_per_epoch) (from "
                 "keras_aigc.data.load(..., repeat=True, with_info=True)).")
         meta = self.restored
-        if meta and int(meta.get("step", 0)) > 0 and not meta.get("iterator_state"):
+        if meta and int(meta.get("step", 0)) > 0 and not (meta.get("iterator_state")
+                                                          or meta.get("endless")):
             raise ValueError(
                 f"backup_dir={self.backup_dir!r} holds a backup at step {meta['step']} "
                 "without iterator state (written by BackupAndRestore, or by a run on a "
                 "dataset that ends); an endless stream cannot be placed at that step, a new "
                 "iterator would start over at the first pass. Resume with the callback "
                 f"and data the backup was made with, or {self._start_over()}.")
+
+    def _start_endless_replay(self, iterator):
+        """Endless stream, no iterator state to restore: the stream is a fixed sequence
+        (seeded per pass), so draw and drop the batches of every step done before the
+        resumed epoch; the skip steps then replay the resumed epoch's done steps."""
+        meta = self.restored
+        if not (self._endless and meta and self._restore_prefix is None):
+            return
+        earlier = int(meta["step"]) - int(meta["batch"])
+        for _ in range(earlier):
+            next(iterator)
 
     def _read_iterator(self, iterator, prefix):
         import tensorflow as tf
@@ -159,7 +198,7 @@ class StreamingBackupAndRestore(BackupAndRestore):
                 f"shuffle options, repeat), or {self._start_over()}.") from e
 
     def _save_model(self):
-        if self._iterator is not None:
+        if self._iterator is not None and self._checkpointable:
             import tensorflow as tf
 
             try:
@@ -172,7 +211,7 @@ class StreamingBackupAndRestore(BackupAndRestore):
                     "cannot save (e.g. Dataset.from_generator or a py_function). Stream "
                     "with keras_aigc.data.load('records:DIR'), or use BackupAndRestore.") \
                     from e
-        self._iterator_saved = self._iterator is not None
+        self._iterator_saved = self._iterator is not None and self._checkpointable
         super()._save_model()
         keep = {self._step}
         previous = os.path.join(self.backup_dir, PREVIOUS)
@@ -191,11 +230,15 @@ class StreamingBackupAndRestore(BackupAndRestore):
         super()._write_metadata(directory, files, digests)
         # An endless stream's iterator lives on across epochs, so its state matters at an
         # epoch end too; a dataset that ends starts each epoch on a fresh iterator.
-        if getattr(self, "_iterator_saved", False) and (self._batch_in_epoch > 0
-                                                         or self._endless):
+        state = getattr(self, "_iterator_saved", False) and (self._batch_in_epoch > 0
+                                                             or self._endless)
+        if state or self._endless:
             with open(os.path.join(directory, "backup.json")) as f:
                 meta = json.load(f)
-            meta["iterator_state"] = True
+            if state:
+                meta["iterator_state"] = True
+            if self._endless:  # without iterator state it can still be replayed
+                meta["endless"] = True
             self._write_json(directory, "backup.json", meta)  # atomic and fsync'd
 
     def on_train_end(self, logs=None):

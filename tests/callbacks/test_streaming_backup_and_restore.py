@@ -22,9 +22,11 @@ class Probe(GenerativeModel):
 
     def __init__(self):
         super().__init__()
-        self.w = self.add_weight(shape=(), initializer="zeros", name="w")
+        # one replica's value under MirroredStrategy (the variables are not reduced)
+        self.w = self.add_weight(shape=(), initializer="zeros", name="w",
+                                 aggregation="only_first_replica")
         self.count = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                     name="count")
+                                     name="count", aggregation="only_first_replica")
 
     def call(self, x):
         return x * self.w
@@ -38,10 +40,11 @@ class Probe(GenerativeModel):
         return {"fp": fp, "count": self.count}
 
 
-def _probe():
-    model = Probe()
-    model(tf.zeros((1, 4, 4, 3)))
-    model.compile(optimizer=None)
+def _probe(strategy=None):
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = Probe()
+        model(tf.zeros((1, 4, 4, 3)))
+        model.compile(optimizer=None)
     return model
 
 
@@ -83,9 +86,10 @@ def _stream(rec_dir, batch_size=4):
                      repeat=True, with_info=True)
 
 
-def _fit(rec_dir, backup, record, cls=StreamingBackupAndRestore, save_freq=1, epochs=3):
+def _fit(rec_dir, backup, record, cls=StreamingBackupAndRestore, save_freq=1, epochs=3,
+         strategy=None):
     ds, info = _stream(rec_dir)
-    model = _probe()
+    model = _probe(strategy)
     model.fit(ds, epochs=epochs, steps_per_epoch=info.steps_per_epoch, verbose=0,
               callbacks=[cls(str(backup), save_freq=save_freq, delete_checkpoint=False),
                          record])
@@ -106,6 +110,23 @@ def test_endless_stream_resumes_where_it_stopped(rec_dir, tmp_path, save_freq, c
     model = _fit(rec_dir, tmp_path / "b", resumed, save_freq=save_freq)
     assert resumed.rows == full.rows[meta["step"]:]
     assert float(model.w.numpy()) == float(reference.w.numpy())
+
+
+def test_under_mirrored_strategy_the_endless_stream_is_replayed(rec_dir, tmp_path):
+    """MultiDeviceIterators cannot be checkpointed: the backup says the stream is endless
+    and the restart draws and drops the batches of every step before it."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    full = Record()
+    _fit(rec_dir, tmp_path / "full", full, strategy=strategy)
+    with pytest.raises(Crash):
+        _fit(rec_dir, tmp_path / "b", Record(crash_at=9), strategy=strategy)
+    meta = json.load(open(tmp_path / "b" / "backup.json"))
+    assert meta["endless"] and "iterator_state" not in meta
+    assert (meta["step"], meta["epoch"], meta["batch"]) == (9, 1, 2)
+    assert not [f for f in os.listdir(tmp_path / "b") if f.startswith("iter-")]
+    resumed = Record()
+    _fit(rec_dir, tmp_path / "b", resumed, strategy=strategy)
+    assert resumed.rows == full.rows[9:] and len(resumed.rows) == 12
 
 
 def test_endless_stream_without_steps_per_epoch(rec_dir, tmp_path):

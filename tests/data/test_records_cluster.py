@@ -92,3 +92,66 @@ def test_endless_stream_each_worker_its_own_shards_every_record_once_per_pass(tm
         passes.append(set(first))
     assert not passes[0] & passes[1]
     assert passes[0] | passes[1] == set().union(*shard_labels)
+
+
+def _train_job(tmp_path, records, tag, sleep=0.0):
+    from tests.distribute.test_multi_worker import MODELS
+
+    config = {
+        "model": dict(MODELS["dcgan"]),
+        "data": {"source": f"records:{records}", "batch_size": 8},
+        "training": {"epochs": 3, "num_samples": 4, "verbose": 2, "strategy": "multi_worker",
+                     "backup_freq": 2, "validation": False, "seed": 1, "fid_features": "off"},
+    }
+    return {"config": config, "run_dir": str(tmp_path / tag / "run"),
+            "step_log": str(tmp_path / f"{tag}_steps"), "step_sleep": sleep}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_two_workers_killed_mid_epoch_resume_every_later_step_exactly(tmp_path):
+    """`keras-aigc train` on records: with a backup (the endless stream) on 2 workers:
+    SIGKILL both tasks in epoch 2, restart; every step after the backup computes the losses
+    of an uninterrupted 2-worker run (each worker replayed its stream to the backup)."""
+    import keras
+
+    from tests.distribute.cluster_harness import Cluster, read_steps, wait_for_steps
+
+    records = str(tmp_path / "records")
+    write_records(records, random_images(60, size=16, channels=1), np.zeros(60, int),
+                  shards=(4, 1, 1))  # 36 train images, global batch 8: 4 steps per epoch
+    full = _train_job(tmp_path, records, "full")
+    with Cluster(full, 2, str(tmp_path), tag="full") as cluster:
+        assert cluster.wait(600) == [0, 0], cluster.tail()
+    reference = {r["step"]: r for r in read_steps(full["step_log"] + ".task0")}
+    assert sorted(reference) == list(range(1, 13))
+
+    job = _train_job(tmp_path, records, "killed", sleep=0.5)
+    chief_log = job["step_log"] + ".task0"
+    with Cluster(job, 2, str(tmp_path), tag="first") as cluster:
+        wait_for_steps(chief_log, 7, cluster.procs, 600)
+        cluster.kill(1)
+        cluster.kill(0)
+    backup_dir = os.path.join(job["run_dir"], "backup")
+    with open(os.path.join(backup_dir, "backup.json")) as f:
+        backup = json.load(f)
+    # MultiDeviceIterators cannot be checkpointed: the backup says the stream is endless
+    # and the restart replays it up to the backup.
+    assert backup["endless"] and "iterator_state" not in backup
+    assert (backup["step"], backup["epoch"], backup["batch"]) == (6, 1, 2)
+    assert not [f for f in os.listdir(backup_dir) if f.startswith("iter-")]
+    first = len(read_steps(chief_log))
+
+    job["step_sleep"] = 0.0
+    with Cluster(job, 2, str(tmp_path), tag="second") as cluster:
+        assert cluster.wait(600) == [0, 0], cluster.tail()
+    resumed = read_steps(chief_log)[first:]
+    assert [r["step"] for r in resumed] == list(range(7, 13))
+    for r in resumed:
+        for key in ("step_d_loss", "step_g_loss"):
+            np.testing.assert_allclose(r[key], reference[r["step"]][key], rtol=1e-4,
+                                       atol=1e-6)
+    a = keras.models.load_model(os.path.join(full["run_dir"], "model.keras")).weights
+    b = keras.models.load_model(os.path.join(job["run_dir"], "model.keras")).weights
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-4, atol=1e-6)
