@@ -156,3 +156,28 @@ def test_vae_bad_arguments():
         models.ResNetVAE(hidden_units=(16,))
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
         models.ConditionalResNetGAN(num_classes=1, **TINY_GAN)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make,labels", [(tiny_gan, None), (tiny_cgan, [2, 0, 1, 2])])
+def test_tflite_needs_fixed_batches_and_then_runs_in_the_runtime(make, labels, tmp_path):
+    """A dynamic-batch TFLite file's image shape reads [-1, -1, W, C], which the runtime
+    refuses: the model declares TFLite fixed-batch only, and a fixed batch loads and
+    generates what Keras generates."""
+    import keras_aigc_runtime
+    from keras_aigc.export import default_formats, export_bundle
+    from keras_aigc_runtime import postprocess
+
+    model = make()
+    assert default_formats(model) == ("saved_model", "onnx")
+    with pytest.raises(ValueError, match=f"{type(model).__name__} cannot be exported to format "
+                                         "'tflite' with a dynamic batch: .*loses its height"):
+        export_bundle(model, str(tmp_path / "dyn"), formats=("tflite",))
+    assert not (tmp_path / "dyn").exists()
+    export_bundle(model, str(tmp_path / "b"), formats=("tflite",), batch_sizes=(4,), seed=0)
+    g = keras_aigc_runtime.load(str(tmp_path / "b"), backend="tflite")
+    z = postprocess.sample_latents(g.manifest["latent"], 4, np.random.default_rng(5))
+    got = g.generate(4, seed=5, labels=labels).astype(int)
+    ref = postprocess.to_uint8(model.generate_from_latents(z, labels),
+                               g.manifest["output"]["to_uint8"]).astype(int)
+    assert got.shape == (4, 8, 8, 3) and np.abs(got - ref).max() <= 1

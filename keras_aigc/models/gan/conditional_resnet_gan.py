@@ -6,6 +6,7 @@ import numpy as np
 from keras_aigc.models.gan.conditional_gan import ConditionalGAN
 from keras_aigc.models.gan.gan import GAN
 from keras_aigc.models.gan.resnet import (
+    ResNetGAN,
     build_resnet_discriminator,
     build_resnet_generator,
     check_resnet_args,
@@ -43,6 +44,8 @@ class ConditionalResNetGAN(ConditionalGAN):
         - [Miyato & Koyama, cGANs with Projection Discriminator, ICLR 2018](
           https://arxiv.org/abs/1802.05637)
     """
+
+    fixed_batch_formats = ResNetGAN.fixed_batch_formats  # the same generator blocks
 
     architecture_args = ("num_classes", "image_shape", "g_channels", "d_channels",
                          "power_iterations", "sync_batchnorm")

@@ -204,6 +204,12 @@ class ResNetGAN(GAN):
           https://arxiv.org/abs/1809.11096)
     """
 
+    # Measured (TF 2.21, LiteRT 2.3): the dynamic-batch file's image output reads
+    # [-1, -1, W, C], which keras_aigc_runtime refuses against the manifest's shape.
+    fixed_batch_formats = {
+        "tflite": "with a dynamic batch the converted file's image output shape loses its "
+                  "height ([-1, -1, W, C]), so keras_aigc_runtime refuses the file"}
+
     architecture_args = ("image_shape", "g_channels", "d_channels", "power_iterations",
                          "sync_batchnorm")
 
