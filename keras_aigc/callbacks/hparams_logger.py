@@ -94,11 +94,7 @@ class HParamsLogger(keras.callbacks.Callback):
                 self.final_metrics[key] = value
 
     def _steps(self):
-        for name in ("g_optimizer", "optimizer"):
-            opt = getattr(self.model, name, None)
-            if opt is not None and hasattr(opt, "iterations"):
-                return int(keras.ops.convert_to_numpy(opt.iterations))
-        return None
+        return self.model.training_steps()
 
     def on_train_end(self, logs=None):
         self.wall_time_s = round(time.perf_counter() - self._start, 2)

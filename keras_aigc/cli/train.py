@@ -89,7 +89,7 @@ def load_datasets(config, training, strategy, model_cls):
         # Equal per-replica batches in every step (a short last batch would leave some
         # replicas empty and change the global-batch average).
         data_kwargs["drop_remainder"] = True
-    data_kwargs.setdefault("labels", model_cls.conditional)
+    data_kwargs.setdefault("labels", model_cls.trains_on_labels(config["model"]))
     repeat = data_kwargs.pop("repeat", None)
     if repeat is None:
         # With a backup, streamed records train from the endless stream: its iterator,

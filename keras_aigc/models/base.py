@@ -118,6 +118,23 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
     export_format_notes = {}
     fixed_batch_formats = {}
 
+    # --------------------------------------------------------------- training
+    def training_steps(self):
+        """Training steps taken so far (the step optimizer's `iterations`), `None` before
+        `compile`. One-optimizer models count their optimizer's updates; GANs override
+        this with the generator's (one per training step, whatever `d_steps` is)."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is None:
+            return None
+        return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+    @classmethod
+    def trains_on_labels(cls, config):
+        """Whether a model of this class built from constructor kwargs `config` trains on
+        `(images, labels)`: a conditional family, or one that is conditional only when
+        given `num_classes` (PixelCNN)."""
+        return bool(cls.conditional or config.get("num_classes") is not None)
+
     # ------------------------------------------------------------------- data
     def unpack_batch(self, data):
         """Returns `(images, labels or None)` from what the dataset yields.

@@ -265,6 +265,12 @@ class GAN(GenerativeModel):
             f"got {type(spec).__name__}."
         )
 
+    def training_steps(self):
+        """Training steps so far: the generator optimizer's updates (one per step)."""
+        if self.g_optimizer is None:
+            return None
+        return int(keras.ops.convert_to_numpy(self.g_optimizer.iterations))
+
     def build_optimizers(self):
         """Creates both optimizers' variables inside the model's strategy scope."""
         if self.g_optimizer is None:
