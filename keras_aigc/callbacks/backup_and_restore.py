@@ -1,7 +1,6 @@
 """Chief-aware backup and restore that resumes at the saved step, not the epoch start."""
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -12,6 +11,7 @@ import numpy as np
 
 from keras_aigc.distribute.cluster import is_chief
 from keras_aigc.distribute.worker_dirs import chief_or_temp_dir, cleanup_temp_dir
+from keras_aigc_runtime.manifest import sha256_file
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.(weights\.h5|state\.npz)$")
 PREVIOUS = "backup.prev.json"
@@ -44,14 +44,6 @@ def _fsync_dir(directory):
         pass
     finally:
         os.close(fd)
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _Unusable(Exception):
@@ -235,7 +227,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 raise _Unusable(f"it names {path!r}, which does not exist (the backup is "
                                 f"incomplete)")
             want = (meta.get("sha256") or {}).get(key)
-            if want is not None and _sha256(path) != want:
+            if want is not None and sha256_file(path) != want:
                 raise _Unusable(f"{meta[key]} does not match its sha256 (truncated or "
                                 f"corrupt)")
         if not meta.get("sha256"):  # a backup from before sha256 records: try to read it
@@ -378,7 +370,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         np.savez(tmp_state, **values)
         for tmp in (tmp_weights, tmp_state):
             _fsync_file(tmp)
-        digests = {"weights": _sha256(tmp_weights), "state": _sha256(tmp_state)}
+        digests = {"weights": sha256_file(tmp_weights), "state": sha256_file(tmp_state)}
         os.replace(tmp_weights, os.path.join(directory, weights))
         os.replace(tmp_state, os.path.join(directory, state))
         _fsync_dir(directory)
