@@ -130,3 +130,81 @@ def test_explore_active_units_on_a_vae(tmp_path):
     stats = json.loads((tmp_path / "explore" / "active_units.json").read_text())
     assert len(stats["variance"]) == 3 and len(stats["kl_per_dimension"]) == 3
     assert stats["count"] == sum(stats["active"])
+
+
+# ------------------------------------------ active units on data of known intrinsic dimension
+# x = A f + noise, f ~ N(0, I_3), A (16 x 3) with orthogonal columns of norms 2, 1.5, 1: the
+# data covariance has eigenvalues lam_k = s_k^2 + NOISE^2 on 3 directions and NOISE^2 on the
+# other 13. A VAE with linear networks and a fixed Gaussian likelihood scale SCALE is
+# probabilistic PCA: its optimum (Tipping & Bishop 1999; Lucas et al. 2019 for the diagonal
+# posterior) uses a latent unit for each eigenvalue above SCALE^2 and collapses the others
+# to the prior. An active unit k then has, in closed form,
+#   Var_x E[z|x] = 1 - SCALE^2 / lam_k   and   KL(q(z_k|x) || N(0, 1)) = 0.5 log(lam_k / SCALE^2),
+# and a collapsed one 0 and 0.
+# SCALE (0.2) is above the true noise (0.02) on purpose: an encoder weight along a direction
+# the data barely spans gets almost no gradient (it scales with the data variance there,
+# NOISE^2), so a collapsed unit keeps about NOISE^2 |w|^2 of posterior-mean variance from its
+# initial weights. With NOISE = 0.02 that is < 1e-3, far under the 0.01 threshold (with
+# NOISE = SCALE = 0.2 such units sat at 0.02 to 0.07 after 150 epochs), while the model's larger SCALE keeps the
+# optimisation fast: the count settles at 3 in ~300 steps, and the 800 steps here bring the
+# collapsed units' KL under 0.01 (the same held for 10 of 10 seeds).
+_SINGULAR = np.array([2.0, 1.5, 1.0])
+_NOISE, _SCALE = 0.02, 0.2
+
+
+def _three_factor_data(n, rng, a):
+    x = rng.standard_normal((n, 3)) @ a.T + _NOISE * rng.standard_normal((n, a.shape[0]))
+    return x.astype(np.float32).reshape(n, 4, 4, 1)
+
+
+def test_active_units_of_a_vae_on_three_factor_data_is_three(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(0)
+    a = np.linalg.qr(rng.standard_normal((16, 3)))[0] * _SINGULAR
+    x_train, x_val = _three_factor_data(4000, rng, a), _three_factor_data(2000, rng, a)
+    keras.utils.set_random_seed(0)
+    vae = ka.models.VAE(image_shape=(4, 4, 1), latent_dim=8, hidden_units=(),
+                        likelihood="gaussian", gaussian_scale=_SCALE, value_range=(-4.0, 4.0),
+                        seed=0)
+    epochs, batch = 100, 500
+    lr = keras.optimizers.schedules.CosineDecay(3e-2, epochs * len(x_train) // batch, alpha=0.1)
+    vae.compile(optimizer=keras.optimizers.Adam(lr))
+    vae.fit(x_train, batch_size=batch, epochs=epochs, verbose=0)
+
+    stats = latent.active_units(vae, x_val)
+    kl = np.array(latent.kl_per_dimension(vae, x_val))
+    var = np.array(stats["variance"])
+    assert stats["count"] == 3, stats
+    active = np.array(stats["active"])
+    lam = np.sort(_SINGULAR**2 + _NOISE**2)[::-1]
+    # Active units: a posterior-mean variance near 1 - SCALE^2 / lam_k (0.96 to 0.99),
+    # which it approaches from above on a slow direction (0.92 to 1.17 over 10 seeds).
+    assert (np.abs(var[active] - 1.0) < 0.25).all(), var
+    # The KL of the active units sums to the closed form. (Each unit reaches its own
+    # 0.5 log(lam_k / SCALE^2) only after ~2,400 steps: rotations inside the signal subspace
+    # are the slowest direction of the diagonal-posterior ELBO. Here the units only need to
+    # span that subspace, checked on the decoder below.)
+    np.testing.assert_allclose(kl[active].sum(), 0.5 * np.log(lam / _SCALE**2).sum(), atol=0.15)
+    assert (kl[active] > 1.4).all() and (kl[active] < 2.5).all(), kl
+    # Collapsed units: far under the threshold, and no KL (they are the prior).
+    assert (var[~active] < 2e-3).all(), var
+    assert (kl[~active] < 0.01).all(), kl
+    # The decoder columns of the active units lie in span(A); the others are ~0.
+    w = vae.decoder.get_layer("likelihood_raw").get_weights()[0]  # (latent, 16)
+    q = np.linalg.qr(a)[0]
+    off_span = w - (w @ q) @ q.T
+    assert np.linalg.norm(off_span[active], axis=1).max() < 0.05, off_span
+    assert (np.linalg.norm(w[active], axis=1) > 0.9).all()
+    assert np.linalg.norm(w[~active], axis=1).max() < 0.05, w
+
+    # `keras-aigc explore --active-units` reports the same units from a saved run and an
+    # npz of the data (uint8 over value_range (-4, 4): steps of 0.03, a little more noise).
+    vae.save(str(tmp_path / "model.keras"))
+    to_uint8 = np.clip(np.round((x_val + 4.0) / 8.0 * 255.0), 0, 255).astype(np.uint8)
+    np.savez(tmp_path / "three.npz", x_train=to_uint8, y_train=np.zeros(len(x_val), np.int64),
+             x_test=to_uint8[:10], y_test=np.zeros(10, np.int64))
+    assert main(["explore", str(tmp_path), "--active-units", "--data",
+                 f"npz:{tmp_path / 'three.npz'}"]) == 0
+    cli = json.loads((tmp_path / "explore" / "active_units.json").read_text())
+    assert cli["count"] == 3 and cli["active"] == stats["active"], cli
