@@ -9,8 +9,6 @@ from keras_aigc.cli import train
 from keras_aigc.models import VAE, ConditionalVAE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MNIST = os.environ.get("KERAS_AIGC_MNIST", os.path.join(ROOT, "..", "shared", "data",
-                                                        "mnist.npz"))
 SMALL = ["data.source=digits", "data.batch_size=32", "training.epochs=1",
          "training.steps_per_epoch=2", "training.num_samples=4", "training.verbose=0",
          "model.hidden_units=[16]", "model.latent_dim=4"]
@@ -45,12 +43,10 @@ def test_bad_model_key_fails_with_its_path():
 
 @pytest.mark.mnist
 @pytest.mark.parametrize("name", ["vae_mnist", "cvae_mnist"])
-def test_mnist_config_trains_two_steps(tmp_path, name):
-    if not os.path.exists(MNIST):
-        raise FileNotFoundError(f"MNIST not found at {MNIST}; set KERAS_AIGC_MNIST.")
+def test_mnist_config_trains_two_steps(tmp_path, name, mnist_path):
     path = os.path.join(ROOT, "configs", f"{name}.yaml")
     config = config_lib.load_config(path, [
-        f"data.source=npz:{MNIST}", "training.epochs=1", "training.steps_per_epoch=2",
+        f"data.source=npz:{mnist_path}", "training.epochs=1", "training.steps_per_epoch=2",
         "training.validation=false", "training.num_samples=4", "training.verbose=0"])
     model, history = train.run(config, str(tmp_path / "run"))
     assert model.image_shape == (28, 28, 1)

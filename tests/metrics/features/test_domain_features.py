@@ -8,8 +8,6 @@ from keras_aigc import data
 from keras_aigc.metrics.features import DomainFeatures, default_directory, train_domain_classifier
 from keras_aigc.metrics.features import domain_features as df
 
-MNIST = os.environ.get("KERAS_AIGC_MNIST", "../shared/data/mnist.npz")
-
 
 @pytest.fixture(scope="module")
 def digits_classifier(tmp_path_factory):
@@ -71,7 +69,7 @@ def test_cache_directory_depends_on_source_and_splits(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_mnist_domain_classifier_reaches_98_percent(tmp_path):
-    _, record = train_domain_classifier(f"npz:{MNIST}", directory=str(tmp_path), verbose=0)
+def test_mnist_domain_classifier_reaches_98_percent(tmp_path, mnist_path):
+    _, record = train_domain_classifier(f"npz:{mnist_path}", directory=str(tmp_path), verbose=0)
     assert record["test_examples"] == 10000
     assert record["test_accuracy"] >= 0.98
