@@ -184,6 +184,10 @@ def evaluate(args):
             images.append(np.asarray(generator(inputs, training=False), np.float32))
     images = np.concatenate(images)
     fake = extractor(images, value_range=tuple(model.value_range))
+    # Saved beside the checkpoint first, so a failure below does not lose the features.
+    np.save(os.path.join(args.run_dir, f"{os.path.splitext(args.model)[0]}"
+                                       f"{'_raw' if args.raw_generator else ''}"
+                                       f"_fid_features_{args.num}_seed{args.seed}.npy"), fake)
     test, _ = _test_features(extractor)  # cached (or being cached by another process)
     row = {"name": f"{type(model).__name__}"
                    + (" (raw generator, no EMA)" if args.raw_generator else ""),
@@ -192,12 +196,14 @@ def evaluate(args):
            "network": extractor.name, **_scores(test, fake, seed=args.seed),
            "eval_cpu_minutes": round((_cpu_seconds() - c0) / 60, 1),
            "eval_wall_minutes": round((time.time() - t0) / 60, 1)}
-    for name in ("budget.json", "cpu_log.jsonl"):
-        path = os.path.join(args.run_dir, name)
-        if os.path.isfile(path):
-            with open(path) as f:
-                lines = [json.loads(x) for x in f if x.strip()]
-            row[name.split(".")[0]] = lines[-1]
+    budget_path = os.path.join(args.run_dir, "budget.json")  # one JSON object (indented)
+    if os.path.isfile(budget_path):
+        with open(budget_path) as f:
+            row["budget"] = json.load(f)
+    log_path = os.path.join(args.run_dir, "cpu_log.jsonl")  # one JSON object per line
+    if os.path.isfile(log_path):
+        with open(log_path) as f:
+            row["cpu_log"] = [json.loads(x) for x in f if x.strip()][-1]
     epoch = args.model.split("_")[-1].split(".")[0] if args.model.startswith("epoch_") else None
     if epoch and os.path.isfile(os.path.join(args.run_dir, "cpu_log.jsonl")):
         with open(os.path.join(args.run_dir, "cpu_log.jsonl")) as f:
