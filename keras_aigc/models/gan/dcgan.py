@@ -30,8 +30,12 @@ def synchronize_batchnorm(requested):
 
 
 def build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size, sync_batchnorm,
-                          name="generator"):
-    """Dense -> (BN, LeakyReLU) -> Conv2DTranspose stack -> tanh.
+                          name="generator", hidden_units=None):
+    """[Dense -> BN, LeakyReLU] -> Dense -> (BN, LeakyReLU) -> Conv2DTranspose stack -> tanh.
+
+    With `hidden_units`, a fully connected layer of that width (batch norm, LeakyReLU)
+    comes before the projection to the base resolution, as in the InfoGAN generator that
+    Lucic et al. 2018 use for MNIST.
 
     `g_filters[0]` channels at the base resolution, then a stride-1 transposed conv with
     `g_filters[1]` channels, then one stride-2 transposed conv per remaining entry, and a
@@ -49,7 +53,12 @@ def build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size, sync_
     bh, bw = height // factor, width // factor
     sync_batchnorm = synchronize_batchnorm(sync_batchnorm)
     z = keras.Input((latent_dim,), name="z")
-    x = keras.layers.Dense(bh * bw * g_filters[0], use_bias=False, name="project")(z)
+    x = z
+    if hidden_units:
+        x = keras.layers.Dense(hidden_units, use_bias=False, name="hidden")(x)
+        x = keras.layers.BatchNormalization(synchronized=sync_batchnorm, name="hidden_bn")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.3, name="hidden_act")(x)
+    x = keras.layers.Dense(bh * bw * g_filters[0], use_bias=False, name="project")(x)
     x = keras.layers.BatchNormalization(synchronized=sync_batchnorm, name="project_bn")(x)
     x = keras.layers.LeakyReLU(negative_slope=0.3, name="project_act")(x)
     x = keras.layers.Reshape((bh, bw, g_filters[0]), name="reshape")(x)
@@ -66,8 +75,12 @@ def build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size, sync_
 
 
 def build_dcgan_discriminator(image_shape, d_filters, kernel_size, dropout,
-                              batchnorm=False, sync_batchnorm=True, name="discriminator"):
-    """Strided Conv2D stack with LeakyReLU and dropout, then one logit.
+                              batchnorm=False, sync_batchnorm=True, name="discriminator",
+                              hidden_units=None):
+    """Strided Conv2D stack with LeakyReLU and dropout, [a Dense layer], then one logit.
+
+    With `hidden_units`, a fully connected layer of that width (batch norm when
+    `batchnorm`, LeakyReLU) comes before the logit, as in the InfoGAN discriminator.
 
     With `batchnorm`, every conv after the first is followed by batch norm, as in the
     DCGAN paper (real and fake batches go through D separately, so each is normalised
@@ -85,6 +98,12 @@ def build_dcgan_discriminator(image_shape, d_filters, kernel_size, dropout,
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"down{i}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
+    if hidden_units:
+        x = keras.layers.Dense(hidden_units, use_bias=not batchnorm, name="hidden")(x)
+        if batchnorm:
+            x = keras.layers.BatchNormalization(
+                synchronized=synchronize_batchnorm(sync_batchnorm), name="hidden_bn")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.3, name="hidden_act")(x)
     out = keras.layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(x_in, out, name=name)
 
@@ -104,6 +123,12 @@ class DCGAN(GAN):
         dropout: float. Discriminator dropout rate. Defaults to `0.3`.
         d_batchnorm: bool. Batch norm after every discriminator conv but the first (the
             DCGAN paper's discriminator). Defaults to `False` (the TF tutorial's).
+        g_hidden_units: int or None. Width of a fully connected layer between the latent
+            and the projection to the base resolution (InfoGAN's generator has 1024).
+            Defaults to `None` (no such layer).
+        d_hidden_units: int or None. Width of a fully connected layer before the
+            discriminator's logit (InfoGAN's has 1024; batch norm on it with
+            `d_batchnorm`). Defaults to `None`.
         sync_batchnorm: bool. Batch statistics over the global batch under
             tf.distribute (`BatchNormalization(synchronized=True)`), so that training on
             N replicas computes what one device would. Only takes effect when the model
@@ -128,11 +153,11 @@ class DCGAN(GAN):
     presets = PRESETS
 
     architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "dropout",
-                         "d_batchnorm", "sync_batchnorm")
+                         "d_batchnorm", "sync_batchnorm", "g_hidden_units", "d_hidden_units")
 
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
                  d_filters=(64, 128), kernel_size=5, dropout=0.3, d_batchnorm=False,
-                 sync_batchnorm=True, **kwargs):
+                 sync_batchnorm=True, g_hidden_units=None, d_hidden_units=None, **kwargs):
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (H, W, C), got {image_shape!r}.")
@@ -142,13 +167,20 @@ class DCGAN(GAN):
             raise ValueError("d_filters needs at least 1 entry.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        for arg, units in (("g_hidden_units", g_hidden_units),
+                           ("d_hidden_units", d_hidden_units)):
+            if units is not None and (isinstance(units, bool) or not isinstance(units, int)
+                                      or units < 1):
+                raise ValueError(
+                    f"{arg} must be None or a positive integer, got {arg}={units!r}.")
         generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
-                                          sync_batchnorm)
+                                          sync_batchnorm, hidden_units=g_hidden_units)
         if not isinstance(d_batchnorm, bool):
             raise ValueError(f"d_batchnorm must be true or false, got {d_batchnorm!r}.")
         discriminator = build_dcgan_discriminator(image_shape, d_filters, kernel_size, dropout,
                                                   batchnorm=d_batchnorm,
-                                                  sync_batchnorm=sync_batchnorm)
+                                                  sync_batchnorm=sync_batchnorm,
+                                                  hidden_units=d_hidden_units)
         super().__init__(generator=generator, discriminator=discriminator,
                          latent_dim=latent_dim, **kwargs)
         self.g_filters = tuple(int(f) for f in g_filters)
@@ -157,3 +189,5 @@ class DCGAN(GAN):
         self.dropout = float(dropout)
         self.d_batchnorm = d_batchnorm
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.g_hidden_units = g_hidden_units
+        self.d_hidden_units = d_hidden_units

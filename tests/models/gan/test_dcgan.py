@@ -202,3 +202,42 @@ def test_d_batchnorm_must_be_a_bool(value):
     with pytest.raises(ValueError, match="d_batchnorm must be true or false"):
         ka.models.DCGAN(image_shape=(16, 16, 1), g_filters=(8, 4), d_filters=(4,),
                         d_batchnorm=value)
+
+
+def test_hidden_units_add_infogan_style_dense_layers_and_round_trip(tmp_path):
+    kwargs = dict(image_shape=(16, 16, 1), latent_dim=4, g_filters=(8, 4), d_filters=(4, 8),
+                  kernel_size=3, dropout=0.0, d_batchnorm=True, seed=0)
+    model = ka.models.DCGAN(**kwargs, g_hidden_units=12, d_hidden_units=10)
+    g_hidden = model.generator.get_layer("hidden")
+    d_hidden = model.discriminator.get_layer("hidden")
+    # G: latent -> 12 -> projection; D: flattened (4 * 4 * 8) -> 10 -> logit.
+    assert g_hidden.kernel.shape == (4, 12)
+    assert model.generator.get_layer("project").kernel.shape == (12, 8 * 8 * 8)
+    assert d_hidden.kernel.shape == (4 * 4 * 8, 10)
+    assert model.discriminator.get_layer("logit").kernel.shape == (10, 1)
+    # Batch norm follows both dense layers (D's only with d_batchnorm), so no bias.
+    assert not g_hidden.use_bias and not d_hidden.use_bias
+    model.discriminator.get_layer("hidden_bn")
+    without = ka.models.DCGAN(**{**kwargs, "d_batchnorm": False}, d_hidden_units=10)
+    assert without.discriminator.get_layer("hidden").use_bias
+    assert model.get_config()["g_hidden_units"] == 12
+    model.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(4), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert (loaded.g_hidden_units, loaded.d_hidden_units) == (12, 10)
+    np.testing.assert_array_equal(loaded.generate(4, seed=1), model.generate(4, seed=1))
+    np.testing.assert_array_equal(loaded.discriminator(x, training=False).numpy(),
+                                  model.discriminator(x, training=False).numpy())
+    plain = ka.models.DCGAN(**kwargs)
+    with pytest.raises(ValueError):
+        plain.generator.get_layer("hidden")
+
+
+@pytest.mark.parametrize("arg", ["g_hidden_units", "d_hidden_units"])
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "1024"])
+def test_hidden_units_must_be_positive_integers(arg, value):
+    with pytest.raises(ValueError, match=f"{arg} must be None or a positive integer"):
+        ka.models.DCGAN(image_shape=(16, 16, 1), g_filters=(8, 4), d_filters=(4,),
+                        **{arg: value})
