@@ -12,7 +12,7 @@ logger = logging.getLogger("keras_aigc_runtime")
 
 BACKENDS = {"onnx": "onnx", "tflite": "tflite"}  # backend -> files[].format
 QUANTIZATIONS = ("none", "float16", "dynamic_int8", "int8")
-_FLOAT_ROLES = ("latent", "image", "loc", "scale")
+_FLOAT_ROLES = ("latent", "image", "loc", "scale", "noise")
 
 
 class InputError(ValueError):
@@ -94,7 +94,8 @@ class Generator:
         self.variant = variant
         self._runners = runners
         self.files = files
-        self.signatures = [s for s in ("generate", "decode", "encode") if s in runners]
+        self.signatures = [s for s in ("generate", "decode", "encode", "log_prob")
+                           if s in runners]
         # The image-producing signature; an encoder-only file (variant=path) has none.
         self.primary = next((s for s in ("generate", "decode") if s in runners),
                             self.signatures[0])
@@ -170,6 +171,12 @@ class Generator:
                 if not np.isfinite(x).all():
                     raise InputError(f"Input {name!r} holds NaN or Inf values; all values must "
                                      f"be finite.")
+            if kind == "f" and t.get("role") == "noise":
+                noise = self.manifest.get("noise") or {"low": 0.0, "high": 1.0}
+                low, high = float(noise["low"]), float(noise["high"])
+                if x.size and (x.min() < low or x.max() >= high):
+                    raise InputError(f"Input {name!r} holds noise in [{x.min()}, {x.max()}]; "
+                                     f"noise must be in [{low}, {high}).")
             elif t.get("role") == "label":
                 if x.size and (x.min() < 0 or x.max() >= (self.num_classes or 0)):
                     raise InputError(f"Input {name!r} holds labels in [{x.min()}, {x.max()}]; "
@@ -222,12 +229,14 @@ class Generator:
         """Samples `n` images as uint8 `(n, H, W, C)` pixels.
 
         Works for every bundle whose image-producing signature (`generate` or
-        `decode`) takes a `latent` input and, for conditional models, a `label` input:
-        inputs are chosen by their role, whatever the model family.
+        `decode`) takes a `latent` input (GANs, VAEs) or a uniform `noise` input (the
+        autoregressive PixelCNN) and, for conditional models, a `label` input: inputs
+        are chosen by their role, whatever the model family.
 
         Args:
             n: int. Number of images.
-            seed: int or `None`. Seed of the numpy latent draw (same seed, same z).
+            seed: int or `None`. Seed of the numpy latent (or noise) draw: same seed, same
+                images.
             labels: int, sequence of `n` ints or `None` for conditional models: `None`
                 cycles the classes, `np.arange(n) % num_classes`, as keras_aigc does.
         """
@@ -240,8 +249,8 @@ class Generator:
             raise InputError(f"generate() needs a 'generate' or 'decode' signature; the files "
                              f"loaded ({self.files}) have {self.signatures}.")
         rng = np.random.default_rng(seed)
-        z = postprocess.sample_latents(self.manifest["latent"], n, rng)
-        inputs = {self._role_name(self.primary, "latent"): z}
+        inputs = postprocess.random_inputs(self.manifest, self.signature_spec(self.primary),
+                                           n, rng)
         labels = self._labels(n, labels, self.primary)
         if labels is not None:
             inputs[self._role_name(self.primary, "label")] = labels
@@ -354,6 +363,36 @@ class Generator:
             raise InputError("labels are only for conditional models; signature 'encode' of "
                              "this bundle has no input with role 'label'. Pass labels=None.")
         return self.run(inputs, "encode")
+
+    def log_prob(self, images, labels=None):
+        """Exact log-likelihood in nats of each image, float32 `(n,)` (models with a
+        `log_prob` signature: the PixelCNN).
+
+        Args:
+            images: `(n, H, W, C)` floats in the model's value range (for a PixelCNN,
+                [0, 1]; binary models read pixels >= 0.5 as 1), or uint8 pixels, which
+                are mapped back with the inverse of `to_uint8`.
+            labels: as in `generate`, for conditional models.
+        """
+        if "log_prob" not in self._runners:
+            raise InputError(f"log_prob() needs a 'log_prob' signature; this bundle with "
+                             f"backend={self.backend!r} has {self.signatures}.")
+        x = np.asarray(images)
+        if x.dtype == np.uint8:
+            spec = self.manifest["output"]["to_uint8"]
+            low, high = float(spec["low"]), float(spec["high"])
+            x = (low + x.astype(np.float32) * ((high - low) / 255.0)).astype(np.float32)
+        if x.ndim != 4:
+            raise InputError(f"images must have shape (n, H, W, C) = (n, "
+                             f"{', '.join(map(str, self.image_shape))}), got {list(x.shape)}.")
+        inputs = {self._role_name("log_prob", "image"): x}
+        labels = self._labels(len(x), labels, "log_prob")
+        if labels is not None:
+            inputs[self._role_name("log_prob", "label")] = labels
+        out = self.run(inputs, "log_prob")
+        name = next(t["name"] for t in self.signature_spec("log_prob")["outputs"]
+                    if t.get("role") == "log_prob")
+        return np.asarray(out[name], np.float32)
 
     def to_uint8(self, images):
         """The manifest's post-processing: float images -> uint8 pixels."""

@@ -112,10 +112,16 @@ def check_facts(manifest):
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"{MANIFEST} {where} is [{low}, {high}]; it needs finite "
                              f"low < high.")
-    latent = manifest["latent"]
+    latent = manifest["latent"] or {}
     for name in ("loc", "scale"):
         if name in latent and not math.isfinite(float(latent[name])):
             raise ValueError(f"{MANIFEST} latent/{name}={latent[name]!r} must be finite.")
+    noise = manifest.get("noise")
+    if noise is not None:
+        low, high = float(noise["low"]), float(noise["high"])
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"{MANIFEST} noise low/high is [{low}, {high}]; it needs finite "
+                             f"low < high.")
     for sig_name, sig in manifest["signatures"].items():
         for kind in ("inputs", "outputs"):
             for t in sig[kind]:
@@ -124,10 +130,15 @@ def check_facts(manifest):
                     raise ValueError(f"{MANIFEST} signatures/{sig_name}/{kind} {t['name']!r} "
                                      f"has shape {shape}; the first (batch) dimension must be "
                                      f"-1 and every other dimension fixed (>= 1).")
-                if t.get("role") == "latent" and list(shape[1:]) != [latent["dim"]]:
+                if t.get("role") == "latent" and list(shape[1:]) != [latent.get("dim")]:
                     raise ValueError(f"{MANIFEST} signatures/{sig_name} latent input "
                                      f"{t['name']!r} has shape {shape}, but latent/dim is "
-                                     f"{latent['dim']}.")
+                                     f"{latent.get('dim')}.")
+                if t.get("role") == "noise" and (
+                        noise is None or list(shape[1:]) != list(noise["shape"])):
+                    raise ValueError(f"{MANIFEST} signatures/{sig_name} noise input "
+                                     f"{t['name']!r} has shape {shape}, but noise is "
+                                     f"{noise}: a noise input needs a noise entry of its shape.")
                 if (kind == "outputs" and t.get("role") == "image"
                         and list(shape[1:]) != list(out["image_shape"])):
                     raise ValueError(f"{MANIFEST} signatures/{sig_name} image output has shape "

@@ -5,12 +5,45 @@ import numpy as np
 
 def sample_latents(latent, n, rng):
     """`z = loc + scale * N(0, 1)` of shape `(n, dim)`, float32 (the manifest's `latent`)."""
+    if latent is None:
+        raise ValueError("This bundle's model has no latent prior (manifest latent: null); "
+                         "its generate signature takes 'noise' (see the manifest's noise).")
     if latent["distribution"] != "normal":
         raise ValueError(f"latent distribution={latent['distribution']!r} is not supported; "
                          f"this runtime samples 'normal'.")
     eps = rng.standard_normal((n, int(latent["dim"])))
     z = float(latent.get("loc", 0.0)) + float(latent.get("scale", 1.0)) * eps
     return z.astype(latent.get("dtype", "float32"))
+
+
+def sample_noise(noise, n, rng):
+    """Uniform noise on `[low, high)` of shape `(n, *shape)` (the manifest's `noise`), the
+    randomness an autoregressive sampler consumes: one draw per pixel and channel."""
+    if noise is None:
+        raise ValueError("This bundle has no noise entry in its manifest, so no signature "
+                         "takes noise.")
+    if noise["distribution"] != "uniform":
+        raise ValueError(f"noise distribution={noise['distribution']!r} is not supported; "
+                         f"this runtime samples 'uniform'.")
+    low, high = float(noise["low"]), float(noise["high"])
+    # A float32 draw, as `PixelCNN.noise(n, seed)` makes it: the same seed gives the
+    # same noise (hence the same images) here and in Keras, and no value rounds up to 1.
+    u = rng.random((n,) + tuple(int(d) for d in noise["shape"]), dtype=np.float32)
+    if (low, high) != (0.0, 1.0):
+        u = low + (high - low) * u
+    return u.astype(noise.get("dtype", "float32"))
+
+
+def random_inputs(manifest, spec, n, rng):
+    """`{name: array}` for every random input of a signature spec, by role: `latent`
+    from the manifest's prior, `noise` from its noise entry. Labels are not random."""
+    out = {}
+    for t in spec["inputs"]:
+        if t.get("role") == "latent":
+            out[t["name"]] = sample_latents(manifest["latent"], n, rng)
+        elif t.get("role") == "noise":
+            out[t["name"]] = sample_noise(manifest.get("noise"), n, rng)
+    return out
 
 
 def to_uint8_spec(low, high):

@@ -222,6 +222,7 @@ def export_bundle(model, out_dir, formats=None, quantize=(),
     formats, quantize, batch_sizes = check_export_args(formats, quantize, batch_sizes)
     model.check_export_formats(formats, batch_sizes)
     onnx_quantize = check_onnx_quantize(onnx_quantize, formats)
+    model.check_export_quantization(quantize + onnx_quantize)
     if serving_batch_sizes is None:
         serving_batch_sizes = (1, max_batch_size)
     serving_batch_sizes = (() if batch_sizes is not None or not serving_batch_sizes
@@ -296,8 +297,10 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
         "model": {"family": spec.family, "class_name": spec.class_name, "config": spec.config,
                   "ema_weights": bool(spec.ema_weights)},
         "signatures": {s.name: s.to_json() for s in spec.signatures},
-        "latent": {"distribution": "normal", "loc": 0.0, "scale": 1.0,
-                   "dim": int(spec.latent_dim), "dtype": "float32"},
+        "latent": (None if spec.latent_dim is None else
+                   {"distribution": "normal", "loc": 0.0, "scale": 1.0,
+                    "dim": int(spec.latent_dim), "dtype": "float32"}),
+        **_noise_entry(spec),
         "num_classes": spec.num_classes,
         "output": {
             "image_shape": [int(d) for d in spec.image_shape],
@@ -312,6 +315,21 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
         json.dump(manifest, f, indent=2)
         f.write("\n")
     return manifest
+
+
+def _noise_entry(spec):
+    """`{"noise": {...}}` when a signature takes `noise` (uniform on [0, 1), as
+    `ExportSpec.sample_inputs` draws it), else `{}` (the field is optional)."""
+    from keras_aigc.export.export_utils import NOISE
+
+    shapes = {tuple(t.shape[1:]) for s in spec.signatures for t in s.inputs if t.role == NOISE}
+    if not shapes:
+        return {}
+    if len(shapes) > 1:
+        raise ValueError(f"Signatures take noise of different shapes {sorted(shapes)}; the "
+                         "manifest describes one noise shape.")
+    return {"noise": {"distribution": "uniform", "low": 0.0, "high": 1.0,
+                      "shape": [int(d) for d in shapes.pop()], "dtype": "float32"}}
 
 
 def _verified_entry(spec, ctx, exporter, artifact, test_sizes):

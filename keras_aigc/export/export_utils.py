@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 LATENT, LABEL, IMAGE, NOISE, LOC, SCALE = "latent", "label", "image", "noise", "loc", "scale"
+LOG_PROB = "log_prob"
 # Roles of signature inputs; the runtime feeds inputs by role.
 INPUT_ROLES = (LATENT, LABEL, IMAGE, NOISE)
 
@@ -81,8 +82,10 @@ class ExportSpec:
         """Fresh inputs for `signature` drawn from the model's prior, as numpy arrays."""
         out = []
         for spec in signature.inputs:
-            if spec.role in (LATENT, NOISE):
+            if spec.role == LATENT:
                 out.append(rng.standard_normal((n,) + tuple(spec.shape[1:])).astype(np.float32))
+            elif spec.role == NOISE:  # the manifest's `noise`: uniform on [0, 1)
+                out.append(rng.random((n,) + tuple(spec.shape[1:])).astype(np.float32))
             elif spec.role == LABEL:
                 out.append(rng.integers(0, self.num_classes, size=(n,) + tuple(spec.shape[1:]))
                            .astype(spec.dtype))
@@ -142,7 +145,7 @@ def export_spec(model):
                          f"role {IMAGE!r}.")
     return ExportSpec(
         family=model.family, signatures=sigs, tracked=list(model.export_tracked()),
-        latent_dim=model.latent_dim,
+        latent_dim=None if model.latent_dim is None else int(model.latent_dim),
         num_classes=None if model.num_classes is None else int(model.num_classes),
         image_shape=tuple(int(d) for d in image.shape[1:]),
         value_range=tuple(float(v) for v in model.value_range),

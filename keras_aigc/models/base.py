@@ -84,6 +84,9 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
         fixed_batch_formats: dict. Formats of `export_formats` that convert only with
             fixed batch sizes (`export_bundle(batch_sizes=...)`), each with the reason a
             dynamic batch fails; `formats=None` leaves them out of a dynamic-batch export.
+        export_quantization_note: str or None. When set, why quantized variants cannot
+            hold the model's outputs; `export_bundle` then refuses `quantize` and
+            `onnx_quantize` with this reason. Defaults to `None` (quantization allowed).
 
     Example:
 
@@ -117,6 +120,7 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
     export_formats = ("saved_model", "tflite", "onnx", "triton")
     export_format_notes = {}
     fixed_batch_formats = {}
+    export_quantization_note = None
 
     # --------------------------------------------------------------- training
     def training_steps(self):
@@ -292,6 +296,20 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
                     f"{name} cannot be exported to format {fmt!r} with a dynamic batch: "
                     f"{self.fixed_batch_formats[fmt]}. Pass fixed batch sizes "
                     f"(batch_sizes=(1, 64); CLI --batch-sizes 1 64) or leave {fmt!r} out.")
+
+    def check_export_quantization(self, quantizations):
+        """Refuses quantized variants (`export_bundle(quantize=..., onnx_quantize=...)`)
+        when the model says they cannot hold its outputs (`export_quantization_note`),
+        before anything is written.
+
+        Raises:
+            ValueError: naming the model, the quantizations and why.
+        """
+        if quantizations and self.export_quantization_note:
+            raise ValueError(f"{type(self).__name__} cannot be exported with quantized "
+                             f"variants {list(quantizations)}: "
+                             f"{self.export_quantization_note}. Export it without "
+                             "quantize/onnx_quantize (fp32 files).")
 
     def export_tracked(self):
         """Layers/models whose variables the exported functions use."""

@@ -121,18 +121,20 @@ def test_signed_export_through_a_symlinked_output_leaves_nothing_behind(run_dir,
     assert not os.path.exists(tmp_path / "x")
 
 
-def test_default_formats_are_the_models_and_refusals_name_the_reason(tmp_path, capsys):
+def test_refusals_name_the_model_the_format_and_the_reason(tmp_path, capsys):
     from keras_aigc.models import PixelCNN
 
     PixelCNN((2, 2, 1), filters=4, num_layers=1, first_kernel_size=3).save(
         str(tmp_path / "p.keras"))
     out = tmp_path / "out" / "b"
-    assert main(["export", str(tmp_path / "p.keras"), "--output", str(out)]) == 2
-    assert "PixelCNN supports no export format (saved_model: its sampler" in \
-        capsys.readouterr().err
     assert main(["export", str(tmp_path / "p.keras"), "--output", str(out),
                  "--formats", "onnx"]) == 2
-    assert "PixelCNN cannot be exported to format 'onnx'" in capsys.readouterr().err
+    assert "PixelCNN cannot be exported to format 'onnx': tf2onnx 1.17" in \
+        capsys.readouterr().err
+    assert main(["export", str(tmp_path / "p.keras"), "--output", str(out),
+                 "--formats", "tflite", "--quantize", "int8"]) == 2
+    assert "PixelCNN cannot be exported with quantized variants ['int8']" in \
+        capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
 
 

@@ -317,15 +317,14 @@ def test_default_formats_come_from_the_model():
     vae = ResNetVAE(image_shape=(8, 8, 3), latent_dim=2, channels=(2, 2), seed=1)
     assert default_formats(vae) == ("saved_model", "onnx")  # TFLite: fixed batches only
     assert default_formats(vae, batch_sizes=(4,)) == ("saved_model", "tflite", "onnx")
-    with pytest.raises(ValueError, match=r"PixelCNN supports no export format \(saved_model: "
-                                         r"its sampler draws per-pixel uniform noise"):
-        default_formats(tiny_pixel_cnn())
+    assert default_formats(tiny_pixel_cnn()) == ("saved_model", "tflite")
 
 
 @pytest.mark.parametrize("make,formats,match", [
-    (tiny_pixel_cnn, ("onnx",), r"PixelCNN cannot be exported to format 'onnx': its sampler "
-                                r".*normal latent prior only.*Formats PixelCNN supports: none"),
-    (tiny_pixel_cnn, None, "PixelCNN supports no export format"),
+    (tiny_pixel_cnn, ("onnx",), r"PixelCNN cannot be exported to format 'onnx': tf2onnx 1.17 "
+                                r".*Incompatible dimensions.*Formats PixelCNN supports: "
+                                r"\['saved_model', 'tflite'\]"),
+    (tiny_pixel_cnn, ("triton",), r"PixelCNN cannot be exported to format 'onnx'"),
     (lambda: ResNetVAE(image_shape=(8, 8, 3), latent_dim=2, channels=(2, 2), seed=1),
      ("saved_model", "tflite"), r"ResNetVAE cannot be exported to format 'tflite' with a "
                                 r"dynamic batch: .*Select-TF \(Flex\) Conv2D.*Pass fixed "
@@ -333,8 +332,9 @@ def test_default_formats_come_from_the_model():
     (lambda: OnnxOnlyDCGAN(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, g_filters=(8, 8, 4),
                            d_filters=(4,), kernel_size=3),
      ("tflite",), "OnnxOnlyDCGAN cannot be exported to format 'tflite': a test family"),
-    # Triton implies ONNX, which this family does not declare either way.
-    (tiny_pixel_cnn, ("triton",), "PixelCNN cannot be exported to format 'onnx'"),
+    (lambda: OnnxOnlyDCGAN(image_shape=(8, 8, 1), latent_dim=LATENT_DIM, g_filters=(8, 8, 4),
+                           d_filters=(4,), kernel_size=3),
+     ("saved_model",), "OnnxOnlyDCGAN cannot be exported to format 'saved_model'"),
 ])
 def test_unsupported_formats_are_refused_before_anything_is_written(tmp_path, make, formats,
                                                                     match):
@@ -342,6 +342,18 @@ def test_unsupported_formats_are_refused_before_anything_is_written(tmp_path, ma
     with pytest.raises(ValueError, match=match):
         export_bundle(make(), str(out), formats=formats)
     assert os.listdir(tmp_path) == []  # no bundle, no parent, no temporary directory
+
+
+@pytest.mark.parametrize("kwargs", [{"quantize": ("int8",)},
+                                    {"formats": ("tflite",), "quantize": ("float16",)},
+                                    {"quantize": ("dynamic_int8", "int8")}])
+def test_quantized_pixel_cnn_variants_are_refused_before_anything_is_written(tmp_path, kwargs):
+    out = tmp_path / "parent" / "bundle"
+    with pytest.raises(ValueError, match=r"PixelCNN cannot be exported with quantized variants "
+                                         r".*thresholds each pixel's CDF.*Export it without "
+                                         r"quantize/onnx_quantize"):
+        export_bundle(tiny_pixel_cnn(), str(out), **kwargs)
+    assert os.listdir(tmp_path) == []
 
 
 def test_formats_none_writes_the_models_own_formats(tmp_path):

@@ -193,7 +193,7 @@ def test_contract_two_replicas_equal_one(name):
 def test_contract_export_parity_and_tf_free_runtime(name, tmp_path):
     make_model, _ = MODELS[name]
     model = make_model()
-    # Formats the model leaves out are refused first (PixelCNN: all of them).
+    # Formats the model leaves out are refused first (PixelCNN: Triton).
     harness.assert_export_refused(model, tmp_path / "bundle")
     if not harness.supported_formats(model):
         assert not model.export_formats and model.export_format_notes

@@ -427,13 +427,11 @@ def create_app(generator, config=None, auth_tokens=None, sign=None, watermark=No
             rng = np.random.default_rng(seed)
             from keras_aigc_runtime import postprocess
 
-            z = postprocess.sample_latents(generator.manifest["latent"], n, rng)
             spec = generator.signature_spec(sig)
-            raw = {}
+            # Latents (GANs, VAEs) or uniform noise (PixelCNN), by the inputs' roles.
+            raw = postprocess.random_inputs(generator.manifest, spec, n, rng)
             for t in spec["inputs"]:
-                if t.get("role") == "latent":
-                    raw[t["name"]] = z
-                elif t.get("role") == "label":  # default: the classes in turn, as Keras
+                if t.get("role") == "label":  # default: the classes in turn, as Keras
                     if labels is not None and len(labels) == 1:
                         labels = labels * n
                     raw[t["name"]] = postprocess.normalize_labels(

@@ -85,14 +85,22 @@ class MaskedConv2D(keras.layers.Layer):
             mask[-1, -1] = allowed.astype(np.float32)  # the current pixel's tap
         self.mask = mask
 
-    def call(self, x):
+    def masked_kernel(self):
+        """The kernel with its masked taps zeroed, `(kh, kw, in, filters)`."""
+        kernel = self.kernel * keras.ops.convert_to_tensor(self.mask, self.kernel.dtype)
+        return keras.ops.reshape(kernel, self.mask.shape)
+
+    def call(self, x, kernel=None):
+        """`kernel`: a precomputed `masked_kernel()` (the PixelCNN sampler computes them
+        once before its while loops, so the loop bodies hold no variable reads)."""
         kh, kw = self.kernel_hw
         half = self.kernel_size // 2
         if self.kind == "vertical":
             x = keras.ops.pad(x, [[0, 0], [kh - 1, 0], [half, half], [0, 0]])
         elif self.kind == "horizontal":
             x = keras.ops.pad(x, [[0, 0], [0, 0], [kw - 1, 0], [0, 0]])
-        kernel = self.kernel * keras.ops.convert_to_tensor(self.mask, self.kernel.dtype)
+        if kernel is None:
+            kernel = self.masked_kernel()
         y = keras.ops.conv(x, kernel, strides=1, padding="valid")
         return y + self.bias
 

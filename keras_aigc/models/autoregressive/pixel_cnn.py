@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aigc.distribute import global_mean
+from keras_aigc.export.export_utils import LOG_PROB, NOISE, Signature, TensorInfo
 from keras_aigc.models.autoregressive import pixel_distributions as pd
 from keras_aigc.models.autoregressive.masked_conv2d import MaskedConv2D
 from keras_aigc.models.base import GenerativeModel
@@ -13,8 +14,11 @@ from keras_aigc.models.one_optimizer_compile import OneOptimizerCompile
 
 
 def _gate(a):
+    """`tanh(a[:F]) * sigmoid(a[F:])` over the channels of `(B, H, W, 2F)` (explicit axes:
+    tf2onnx cannot convert an ellipsis slice whose input rank it does not know, as inside
+    the sampler's loops)."""
     f = a.shape[-1] // 2
-    return tf.tanh(a[..., :f]) * tf.sigmoid(a[..., f:])
+    return tf.tanh(a[:, :, :, :f]) * tf.sigmoid(a[:, :, :, f:])
 
 
 def _down_shift(x):
@@ -80,13 +84,23 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
     config_args = ("image_shape", "distribution", "num_classes", "filters", "num_layers",
                    "kernel_size", "first_kernel_size", "num_mixtures")
     family = "autoregressive"
-    # Not exportable yet: a bundle describes a latent-variable generator.
-    export_formats = ()
-    export_format_notes = dict.fromkeys(
-        ("saved_model", "tflite", "onnx", "triton"),
-        "its sampler draws per-pixel uniform noise through a while loop, while the bundle "
-        "format (manifest schema v1) and keras_aigc_runtime describe and feed a normal "
-        "latent prior only; sample in Keras with PixelCNN.generate")
+    # The whole sampler is exported: its nested while loops become a SavedModel while
+    # loop and a TFLite WHILE, so one file samples an image per call and the same uniform
+    # noise gives the same image in Keras and in both formats (bit for bit, checked).
+    export_formats = ("saved_model", "tflite")
+    export_format_notes = {
+        "onnx": "tf2onnx 1.17 converts the sampler's nested while loops into an ONNX Loop, "
+                "but for some models (measured: a conditional 3x3 PixelCNN, and "
+                "unconditional ones after other TensorFlow ops ran in the process) it emits "
+                "a Conv inside the Loop body without its NHWC->NCHW transposes, a file ONNX "
+                "Runtime refuses ('Incompatible dimensions'); use the SavedModel or TFLite "
+                "files (keras_aigc_runtime.load(bundle, backend='tflite'))",
+        "triton": "Triton serves the ONNX files, which this family does not export"}
+    export_quantization_note = (
+        "the sampler thresholds each pixel's CDF against uniform noise, so a quantized "
+        "network flips pixels and every later pixel depends on them (no parity is "
+        "possible), and a log-likelihood is a sum over all pixels that quantization error "
+        "biases")
     evaluation = "likelihood"
     exact_likelihood = True
     latent_dim = None
@@ -161,14 +175,22 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         self.network(x, onehot)
 
     # ------------------------------------------------------------------ network
-    def vertical(self, x, onehot):
+    def _conv(self, layer, x, kernels):
+        return layer(x) if kernels is None else layer(x, kernel=kernels[layer.name])
+
+    def masked_kernels(self):
+        """`{layer name: masked kernel}` of every masked convolution, for the sampler."""
+        layers = self.v_convs + self.v_to_h + self.h_convs + self.h_outs + self.head
+        return {layer.name: layer.masked_kernel() for layer in layers}
+
+    def vertical(self, x, onehot, kernels=None):
         """Vertical stack on network-space images `(B, H', W, C)`: per block, the
         down-shifted contribution to the horizontal stack `(B, H', W, 2F)` (class bias
         included). Row `i` of it depends on rows `< i` only."""
         v, out = x, []
         for i in range(self.num_layers):
-            pre = self.v_convs[i](v)
-            to_h = self.v_to_h[i](_down_shift(pre))
+            pre = self._conv(self.v_convs[i], v, kernels)
+            to_h = self._conv(self.v_to_h[i], _down_shift(pre), kernels)
             if onehot is not None:
                 pre = pre + self.cond_v[i](onehot)[:, None, None, :]
                 to_h = to_h + self.cond_h[i](onehot)[:, None, None, :]
@@ -176,16 +198,16 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
             v = _gate(pre)
         return out
 
-    def horizontal(self, x, to_h):
+    def horizontal(self, x, to_h, kernels=None):
         """Horizontal stack and output head on rows `x (B, R, W, C)` given the vertical
         contributions of the same rows: params `(B, R, W, P)`."""
         h = x
         for i in range(self.num_layers):
-            gated = _gate(self.h_convs[i](h) + to_h[i])
-            out = self.h_outs[i](gated)
+            gated = _gate(self._conv(self.h_convs[i], h, kernels) + to_h[i])
+            out = self._conv(self.h_outs[i], gated, kernels)
             h = out if i == 0 else h + out
-        hidden = self.head[0](tf.nn.relu(h))
-        return self.head[1](tf.nn.relu(hidden))
+        hidden = self._conv(self.head[0], tf.nn.relu(h), kernels)
+        return self._conv(self.head[1], tf.nn.relu(hidden), kernels)
 
     def network(self, x, onehot=None):
         """Per-pixel distribution parameters `(B, H, W, P)` of images `x` in [0, 1]."""
@@ -255,17 +277,23 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
             return x_pixel, tf.ones([channels]), lp
 
         target = noise if teacher is None else tf.cast(teacher, tf.float32)
+        # Masked kernels once, outside the loops, not once per pixel; the loop bodies
+        # then read no variables.
+        kernels = self.masked_kernels() if fast else None
 
         def row_body(i, x, logp):
+            # Rows are reshaped to their static shape (B, 1, W, ...): a slice at a loop
+            # index has an unknown height, which converters cannot always resolve.
             if fast:
-                to_h = [t[:, i:i + 1] for t in
-                        self.vertical(pd.network_input(dist, x), onehot)]
+                to_h = [tf.reshape(t[:, i:i + 1], [-1, 1, width, t.shape[-1]]) for t in
+                        self.vertical(pd.network_input(dist, x), onehot, kernels)]
 
             def pixel_body(s, x, logp):
                 j, c = s // steps, s % steps
                 if fast:
-                    row = pd.network_input(dist, x[:, i:i + 1])
-                    params = self.horizontal(row, to_h)[:, 0, j]
+                    row = tf.reshape(pd.network_input(dist, x[:, i:i + 1]),
+                                     [-1, 1, width, channels])
+                    params = self.horizontal(row, to_h, kernels)[:, 0, j]
                 else:
                     params = self.network(x, onehot)[:, i, j]
                 new, mask, lp = pixel_values(params, x[:, i, j], noise[:, i, j], c,
@@ -451,20 +479,31 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         return self.sample_from_noise(self.noise(n, seed), labels, batch_size=batch_size)
 
     def export_signatures(self):
-        """`generate` (noise [, labels] -> image) and `log_prob` (image [, labels] ->
-        per-image log-likelihood), with the role of every input."""
+        """`generate`: uniform `noise` (B, H, W, C) in [0, 1) [, int32 `labels`] -> `image`
+        in [0, 1], the fast sampler's nested while loops (the same noise gives the same
+        image as `sample_from_noise`); `log_prob`: `image` [, `labels`] -> exact
+        per-image log-likelihood in nats."""
         h, w, c = self.image_shape
-        label = [{"name": "labels", "role": "label", "dtype": "int32", "shape": [None]}] \
-            if self.num_classes is not None else []
-        image = {"name": "image", "role": "image", "dtype": "float32", "shape": [None, h, w, c]}
+        cond = self.num_classes is not None
+
+        def onehot(labels):
+            if not cond:
+                return None
+            return self.onehot(keras.ops.convert_to_tensor(labels[0], "int32"))
+
+        def generate(noise, *labels):
+            noise = tf.convert_to_tensor(noise, tf.float32)
+            return {"image": self.sample_from_noise_tensor(noise, onehot(labels), fast=True)[0]}
+
+        def log_prob(image, *labels):
+            image = tf.convert_to_tensor(image, tf.float32)
+            return {"log_prob": self.log_prob(image, onehot(labels))}
+
+        noise = TensorInfo("noise", NOISE, "float32", (None, h, w, c))
         return [
-            {"name": "generate", "fn": self._function("sample_fast"),
-             "inputs": [{"name": "noise", "role": "noise", "dtype": "float32",
-                         "shape": [None, h, w, c]}] + label, "outputs": [image]},
-            {"name": "log_prob", "fn": self._function("log_prob"),
-             "inputs": [image] + label,
-             "outputs": [{"name": "log_prob", "role": "log_prob", "dtype": "float32",
-                          "shape": [None]}]},
+            Signature("generate", generate, self.signature_inputs(noise), [self.image_info()]),
+            Signature("log_prob", log_prob, self.signature_inputs(self.image_info()),
+                      [TensorInfo("log_prob", LOG_PROB, "float32", (None,))]),
         ]
 
     # ----------------------------------------------------------------- training

@@ -122,8 +122,12 @@ def log_prob(distribution, params, x, channels, num_mixtures=1):
     if distribution == "categorical":
         logits = tf.reshape(params, tf.concat([tf.shape(params)[:-1], [256, channels]], 0))
         logits = tf.linalg.matrix_transpose(logits)  # (..., C, 256)
-        return tf.reduce_sum(tfd.Categorical(logits=logits).log_prob(tf.cast(idx, tf.int32)),
-                             -1)
+        # `tfd.Categorical(logits).log_prob(v)` is `log_softmax(logits)[v]`; written out
+        # because tfp lowers it to SparseSoftmaxCrossEntropyWithLogits, which TFLite has
+        # no builtin for, so the exported log_prob signature would not convert.
+        log_pmf = tf.nn.log_softmax(logits, -1)
+        return tf.reduce_sum(
+            tf.reduce_sum(log_pmf * tf.one_hot(tf.cast(idx, tf.int32), 256), -1), -1)
     logits, means, log_scales, coeffs = _mixture_parts(params, channels, num_mixtures)
     centred = idx / 127.5 - 1.0
     means = _coupled_means(means, coeffs, centred, channels, num_mixtures)
@@ -148,8 +152,10 @@ def channel_log_pmf(distribution, params, x_pixel, c, channels, num_mixtures=1):
         return tf.transpose(tfd.Bernoulli(logits=logit).log_prob(values))
     if distribution == "categorical":
         logits = tf.gather(tf.reshape(params, [-1, 256, channels]), c, axis=-1)
-        values = tf.range(256)[:, None]
-        return tf.transpose(tfd.Categorical(logits=logits).log_prob(values))
+        # `tfd.Categorical(logits).log_prob(v)` for every v, written out: tfp's
+        # broadcasting inside the sampler's while loops leaves tf2onnx shapeless slices,
+        # and its SparseSoftmaxCrossEntropyWithLogits has no TFLite builtin.
+        return tf.nn.log_softmax(logits, -1)
     logits, means, log_scales, coeffs = _mixture_parts(params, channels, num_mixtures)
     idx = to_index(distribution, x_pixel)
     means = _coupled_means(means, coeffs, idx / 127.5 - 1.0, channels, num_mixtures)
