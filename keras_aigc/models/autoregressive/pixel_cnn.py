@@ -21,6 +21,12 @@ def _gate(a):
     return tf.tanh(a[:, :, :, :f]) * tf.sigmoid(a[:, :, :, f:])
 
 
+def _one_row(row, full):
+    """`row`, a one-row slice of `full` (B, H, W, C), with its static shape set."""
+    row.set_shape([full.shape[0], 1, full.shape[2], full.shape[3]])
+    return row
+
+
 def _down_shift(x):
     """Row `i` gets row `i - 1` (zeros in row 0)."""
     return tf.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]
@@ -282,17 +288,16 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         kernels = self.masked_kernels() if fast else None
 
         def row_body(i, x, logp):
-            # Rows are reshaped to their static shape (B, 1, W, ...): a slice at a loop
-            # index has an unknown height, which converters cannot always resolve.
+            # Rows get their static shape (B, 1, W, ...): a slice at a loop index has an
+            # unknown height, which converters cannot always resolve.
             if fast:
-                to_h = [tf.reshape(t[:, i:i + 1], [-1, 1, width, t.shape[-1]]) for t in
+                to_h = [_one_row(t[:, i:i + 1], t) for t in
                         self.vertical(pd.network_input(dist, x), onehot, kernels)]
 
             def pixel_body(s, x, logp):
                 j, c = s // steps, s % steps
                 if fast:
-                    row = tf.reshape(pd.network_input(dist, x[:, i:i + 1]),
-                                     [-1, 1, width, channels])
+                    row = _one_row(pd.network_input(dist, x[:, i:i + 1]), x)
                     params = self.horizontal(row, to_h, kernels)[:, 0, j]
                 else:
                     params = self.network(x, onehot)[:, i, j]

@@ -229,9 +229,18 @@ def test_contract_members():
     np.testing.assert_array_equal(model.normalize_labels(None, 6), [0, 1, 2, 3, 0, 1])
     x, labels = model.unpack_batch((ALL_2X2, np.zeros(16)))
     assert labels is not None
-    sigs = {s["name"]: s for s in model.export_signatures()}
-    assert [i["role"] for i in sigs["generate"]["inputs"]] == ["noise", "label"]
-    assert [i["role"] for i in sigs["log_prob"]["inputs"]] == ["image", "label"]
+    sigs = {s.name: s for s in model.export_signatures()}
+    assert [i.role for i in sigs["generate"].inputs] == ["noise", "label"]
+    assert [o.role for o in sigs["generate"].outputs] == ["image"]
+    assert [i.role for i in sigs["log_prob"].inputs] == ["image", "label"]
+    assert [o.role for o in sigs["log_prob"].outputs] == ["log_prob"]
+    # The signature functions are the sampler and the exact likelihood.
+    noise = model.noise(3, seed=2)
+    labels = np.array([3, 0, 1], np.int32)
+    images = np.asarray(sigs["generate"].fn(noise, labels)["image"])
+    np.testing.assert_array_equal(images, model.sample_from_noise(noise, labels))
+    np.testing.assert_allclose(np.asarray(sigs["log_prob"].fn(images, labels)["log_prob"]),
+                               model.log_likelihood(images, labels), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs,match", [
