@@ -2,7 +2,6 @@
 
 import copy
 import datetime
-import inspect
 import json
 import os
 import sys
@@ -40,10 +39,7 @@ def default_run_dir(config_path):
 def build_model(config, info):
     """Instantiates the configured model for a dataset described by `info`."""
     cls, preset, kwargs = config_lib.check_model_section(config["model"])
-    params = set()
-    for fn in config_lib.model_signature_fns(cls):
-        params.update(inspect.signature(fn).parameters)
-    if "image_shape" in params and "image_shape" not in kwargs and not preset:
+    if cls.takes_image_shape() and "image_shape" not in kwargs and not preset:
         kwargs["image_shape"] = list(info.image_shape)
     if cls.conditional and "num_classes" not in kwargs:
         kwargs["num_classes"] = info.num_classes

@@ -133,6 +133,12 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
         return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
     @classmethod
+    def takes_image_shape(cls):
+        """Whether the constructor takes `image_shape` (declared in `config_args`), which
+        `keras-aigc train` then fills from the dataset when the config leaves it out."""
+        return "image_shape" in cls.config_args
+
+    @classmethod
     def trains_on_labels(cls, config):
         """Whether a model of this class built from constructor kwargs `config` trains on
         `(images, labels)`: a conditional family, or one that is conditional only when

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_aigc import models as ka_models
 from keras_aigc.distribute import global_mean, replica_normal
 from keras_aigc.layers import LabelOneHot
 from keras_aigc.models import (
@@ -238,3 +239,18 @@ def test_stand_in_family_trains_saves_exports_and_serves(tmp_path):
         image = np.asarray(json.loads(resp)["outputs"][0]["data"], np.float32)
         np.testing.assert_allclose(image.reshape(2, 4, 4, 1),
                                    model.generate_from_latents(z, [0, 2]), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(ka_models.MODELS))
+def test_takes_image_shape_is_declared_by_every_registered_family(name):
+    """`keras-aigc train` fills `image_shape` from the data for families that declare it
+    (`config_args` / `architecture_args`), instead of reading constructor signatures; the
+    declaration must agree with the constructor."""
+    import inspect
+
+    cls = ka_models.MODELS[name]
+    takes = "image_shape" in inspect.signature(cls.__init__).parameters
+    if issubclass(cls, ka_models.VAE):  # subclasses pass it through **kwargs to VAE
+        takes = takes or "image_shape" in inspect.signature(ka_models.VAE.__init__).parameters
+    assert cls.takes_image_shape() is takes
+    assert ka_models.GAN.takes_image_shape() is False

@@ -524,6 +524,12 @@ class GAN(GenerativeModel):
     def config_args(self):
         return (self.architecture_args or ("generator", "discriminator")) + self.training_args
 
+    @classmethod
+    def takes_image_shape(cls):
+        """Subclasses that build their networks declare `image_shape` among their
+        `architecture_args`; a `GAN` of given networks takes none."""
+        return "image_shape" in cls.architecture_args
+
     def config_value(self, name):
         if name in ("generator", "discriminator"):
             return keras.layers.serialize(getattr(self, name))
