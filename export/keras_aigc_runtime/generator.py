@@ -171,12 +171,12 @@ class Generator:
                 if not np.isfinite(x).all():
                     raise InputError(f"Input {name!r} holds NaN or Inf values; all values must "
                                      f"be finite.")
-            if kind == "f" and t.get("role") == "noise":
-                noise = self.manifest.get("noise") or {"low": 0.0, "high": 1.0}
-                low, high = float(noise["low"]), float(noise["high"])
-                if x.size and (x.min() < low or x.max() >= high):
-                    raise InputError(f"Input {name!r} holds noise in [{x.min()}, {x.max()}]; "
-                                     f"noise must be in [{low}, {high}).")
+                if t.get("role") == "noise":
+                    noise = self.manifest.get("noise") or {"low": 0.0, "high": 1.0}
+                    low, high = float(noise["low"]), float(noise["high"])
+                    if x.size and (x.min() < low or x.max() >= high):
+                        raise InputError(f"Input {name!r} holds noise in [{x.min()}, "
+                                         f"{x.max()}]; noise must be in [{low}, {high}).")
             elif t.get("role") == "label":
                 if x.size and (x.min() < 0 or x.max() >= (self.num_classes or 0)):
                     raise InputError(f"Input {name!r} holds labels in [{x.min()}, {x.max()}]; "
@@ -370,8 +370,10 @@ class Generator:
 
         Args:
             images: `(n, H, W, C)` floats in the model's value range (for a PixelCNN,
-                [0, 1]; binary models read pixels >= 0.5 as 1), or uint8 pixels, which
-                are mapped back with the inverse of `to_uint8`.
+                [0, 1]: pixels of 8-bit models are rounded to the nearest of 256 levels,
+                those of binary (bernoulli) models must be exactly 0 or 1, as
+                `PixelCNN.log_likelihood` requires), or uint8 pixels, which are mapped
+                back with the inverse of `to_uint8` (what `generate` returns).
             labels: as in `generate`, for conditional models.
         """
         if "log_prob" not in self._runners:
