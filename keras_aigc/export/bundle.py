@@ -15,7 +15,7 @@ from keras_aigc.export import onnx as onnx_lib
 from keras_aigc.export import tflite as tflite_lib
 from keras_aigc.export import triton as triton_lib
 from keras_aigc.export import verify as verify_lib
-from keras_aigc.export.export_utils import check_model, export_spec
+from keras_aigc.export.export_utils import NOISE, check_model, export_spec
 from keras_aigc.export.registry import EXPORTERS, ExportContext, get_exporter
 from keras_aigc_runtime.manifest import (
     MANIFEST,
@@ -320,8 +320,6 @@ def _build(spec, root, formats, quantize, batch_sizes, name, seed, max_batch_siz
 def _noise_entry(spec):
     """`{"noise": {...}}` when a signature takes `noise` (uniform on [0, 1), as
     `ExportSpec.sample_inputs` draws it), else `{}` (the field is optional)."""
-    from keras_aigc.export.export_utils import NOISE
-
     shapes = {tuple(t.shape[1:]) for s in spec.signatures for t in s.inputs if t.role == NOISE}
     if not shapes:
         return {}

@@ -33,6 +33,24 @@ def test_compare_applies_the_tolerance_of_each_quantization():
         verify_lib.compare(spec, sig, ref, {"image": ref["image"][:2]}, 3, "none")
 
 
+def test_log_prob_outputs_are_compared_relative_to_their_magnitude():
+    from keras_aigc.export.export_utils import LOG_PROB, Signature, TensorInfo
+
+    spec = export_spec(tiny_dcgan())
+    sig = Signature("log_prob", None, [], [TensorInfo("log_prob", LOG_PROB, "float32", (None,))])
+    ref = {"log_prob": np.array([-80.0, -120.0, -95.0], np.float32)}
+    # 1e-3 absolute is 8e-6 of 120: inside max_rel_error=1e-5, though 10x fp32's 1e-4.
+    (rec,) = verify_lib.compare(spec, sig, ref, {"log_prob": ref["log_prob"] + 1e-3}, 3, "none")
+    assert rec["passed"] and rec["tolerance"] == {"max_rel_error": 1e-5}
+    assert rec["max_abs_error"] == pytest.approx(1e-3, rel=1e-2)
+    (rec,) = verify_lib.compare(spec, sig, ref, {"log_prob": ref["log_prob"] + 2e-3}, 3, "none")
+    assert not rec["passed"]  # 2e-3 > 1e-5 * 120
+    # Values below 1 in magnitude are held to 1e-5 absolute.
+    small = {"log_prob": np.array([-0.5], np.float32)}
+    assert not verify_lib.compare(spec, sig, small, {"log_prob": small["log_prob"] + 2e-5}, 1,
+                                  "none")[0]["passed"]
+
+
 def test_output_peaks():
     from tests.export.export_helpers import tiny_vae
 

@@ -97,6 +97,9 @@ def test_runtime_refuses_bad_noise_and_latent_calls_with_clear_errors(tmp_path):
     broken = dict(manifest, noise=None)
     with pytest.raises(ValueError, match="a noise input needs a noise entry"):
         keras_aigc_runtime.manifest.check_facts(broken)
+    reversed_range = dict(manifest, noise=dict(manifest["noise"], low=1.0, high=0.0))
+    with pytest.raises(ValueError, match=r"noise low/high is \[1.0, 0.0\]; it needs finite"):
+        keras_aigc_runtime.manifest.check_facts(reversed_range)
 
 
 @pytest.mark.slow
