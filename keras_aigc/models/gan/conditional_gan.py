@@ -5,13 +5,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aigc.layers.label_onehot import LabelOneHot
-from keras_aigc.models.gan.dcgan import build_dcgan_generator
+from keras_aigc.models.gan.dcgan import build_dcgan_generator, check_hidden_units
 from keras_aigc.models.gan.gan import GAN
 from keras_aigc.models.gan.wgan_gp import check_image_args
 
 
 def build_conditional_generator(image_shape, latent_dim, num_classes, embedding_dim,
-                                g_filters, kernel_size, sync_batchnorm, name="generator"):
+                                g_filters, kernel_size, sync_batchnorm, name="generator",
+                                hidden_units=None):
     """`[z, labels] -> image`: the label embedding is concatenated to `z`.
 
     A functional model with an int32 `labels` input of shape `(B,)`, so it exports with
@@ -22,7 +23,8 @@ def build_conditional_generator(image_shape, latent_dim, num_classes, embedding_
     emb = keras.layers.Embedding(num_classes, embedding_dim, name="label_embedding")(labels)
     h = keras.layers.Concatenate(name="z_and_label")([z, emb])
     trunk = build_dcgan_generator(image_shape, latent_dim + embedding_dim, g_filters,
-                                  kernel_size, sync_batchnorm, name="trunk")
+                                  kernel_size, sync_batchnorm, name="trunk",
+                                  hidden_units=hidden_units)
     return keras.Model([z, labels], trunk(h), name=name)
 
 
@@ -88,6 +90,10 @@ class ConditionalGAN(GAN):
             Defaults to `True`.
         sync_batchnorm: bool. Synchronized batch norm in the generator. Defaults to `True`.
         loss: str. Defaults to `"hinge"`.
+        g_hidden_units: int or None. Width of a fully connected layer between the latent
+            and label embedding and the generator's projection, as in the InfoGAN generator
+            (see `build_dcgan_generator`). Defaults to None. (The discriminator's dense
+            layer is `feature_dim`.)
         **kwargs: `d_steps`, `seed`, `ema_decay`, `diff_augment` and the other `GAN`
             arguments.
 
@@ -107,11 +113,13 @@ class ConditionalGAN(GAN):
 
     conditional = True
     architecture_args = ("num_classes", "image_shape", "embedding_dim", "g_filters", "d_filters",
-                         "kernel_size", "feature_dim", "spectral_norm", "sync_batchnorm")
+                         "kernel_size", "feature_dim", "spectral_norm", "sync_batchnorm",
+                         "g_hidden_units")
 
     def __init__(self, num_classes, image_shape=(28, 28, 1), latent_dim=100, embedding_dim=50,
                  g_filters=(256, 128, 64), d_filters=(64, 128), kernel_size=4, feature_dim=256,
-                 spectral_norm=True, sync_batchnorm=True, loss="hinge", **kwargs):
+                 spectral_norm=True, sync_batchnorm=True, loss="hinge", g_hidden_units=None,
+                 **kwargs):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
                 or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got num_classes={num_classes!r}.")
@@ -119,10 +127,15 @@ class ConditionalGAN(GAN):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {name}={value!r}.")
         image_shape = check_image_args(image_shape, g_filters, d_filters)
+        check_hidden_units(g_hidden_units=g_hidden_units)
+        if "d_hidden_units" in kwargs:
+            raise ValueError(
+                "ConditionalGAN takes no d_hidden_units: the projection discriminator's dense "
+                f"layer is `feature_dim`. Set feature_dim={kwargs['d_hidden_units']!r} instead.")
         num_classes = int(num_classes)
         generator = build_conditional_generator(image_shape, latent_dim, num_classes,
                                                 embedding_dim, g_filters, kernel_size,
-                                                sync_batchnorm)
+                                                sync_batchnorm, hidden_units=g_hidden_units)
         discriminator = build_projection_discriminator(image_shape, num_classes, d_filters,
                                                        kernel_size, feature_dim,
                                                        spectral_norm)
@@ -136,6 +149,7 @@ class ConditionalGAN(GAN):
         self.feature_dim = feature_dim
         self.spectral_norm = bool(spectral_norm)
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.g_hidden_units = g_hidden_units
 
     # --------------------------------------------------------------- conditioning
     def generator_inputs(self, z, labels):

@@ -29,6 +29,14 @@ def synchronize_batchnorm(requested):
     return bool(requested)
 
 
+def check_hidden_units(**widths):
+    """Raises unless each named width (`g_hidden_units=...`) is None or an integer >= 1."""
+    for arg, units in widths.items():
+        if units is not None and (isinstance(units, bool) or not isinstance(units, int)
+                                  or units < 1):
+            raise ValueError(f"{arg} must be None or a positive integer, got {arg}={units!r}.")
+
+
 def build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size, sync_batchnorm,
                           name="generator", hidden_units=None):
     """[Dense -> BN, LeakyReLU] -> Dense -> (BN, LeakyReLU) -> Conv2DTranspose stack -> tanh.
@@ -167,12 +175,7 @@ class DCGAN(GAN):
             raise ValueError("d_filters needs at least 1 entry.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        for arg, units in (("g_hidden_units", g_hidden_units),
-                           ("d_hidden_units", d_hidden_units)):
-            if units is not None and (isinstance(units, bool) or not isinstance(units, int)
-                                      or units < 1):
-                raise ValueError(
-                    f"{arg} must be None or a positive integer, got {arg}={units!r}.")
+        check_hidden_units(g_hidden_units=g_hidden_units, d_hidden_units=d_hidden_units)
         generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
                                           sync_batchnorm, hidden_units=g_hidden_units)
         if not isinstance(d_batchnorm, bool):

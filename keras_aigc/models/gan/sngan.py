@@ -2,18 +2,20 @@
 
 import keras
 
-from keras_aigc.models.gan.dcgan import build_dcgan_generator
+from keras_aigc.models.gan.dcgan import build_dcgan_generator, check_hidden_units
 from keras_aigc.models.gan.gan import GAN
 from keras_aigc.models.gan.wgan_gp import check_image_args
 
 
 def build_sngan_discriminator(image_shape, d_filters, kernel_size, power_iterations=1,
-                              name="discriminator"):
+                              name="discriminator", hidden_units=None):
     """Conv stack where every weight layer is wrapped in `keras.layers.SpectralNormalization`.
 
     Each entry of `d_filters` gives a stride-1 3x3 conv and a stride-2 `kernel_size`
     conv (the "standard CNN" of Miyato et al. 2018, Table 3), LeakyReLU(0.1), then a
-    spectrally normalized linear layer to one logit.
+    spectrally normalized linear layer to one logit. With `hidden_units`, a spectrally
+    normalized dense layer of that width (LeakyReLU) comes before the logit, as in the
+    InfoGAN discriminator Lucic et al. 2018 use for MNIST.
     """
     def sn(layer):
         return keras.layers.SpectralNormalization(layer, power_iterations=power_iterations,
@@ -28,6 +30,9 @@ def build_sngan_discriminator(image_shape, d_filters, kernel_size, power_iterati
                                    name=f"conv{i}b"))(x)
         x = keras.layers.LeakyReLU(negative_slope=0.1, name=f"conv{i}b_act")(x)
     x = keras.layers.Flatten(name="flatten")(x)
+    if hidden_units:
+        x = sn(keras.layers.Dense(hidden_units, name="hidden"))(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.1, name="hidden_act")(x)
     x = sn(keras.layers.Dense(1, name="logit"))(x)
     # SpectralNormalization casts back to its input's dtype: float32 at the boundary.
     out = keras.layers.Activation("linear", dtype="float32", name="logit_float32")(x)
@@ -52,6 +57,10 @@ class SNGAN(GAN):
             Defaults to `(64, 128)`.
         kernel_size: int. Size of the strided kernels. Defaults to `4`.
         power_iterations: int. Power iterations per training call. Defaults to `1`.
+        g_hidden_units: int or None. Width of a fully connected layer between the latent
+            and the generator's projection (see `build_dcgan_generator`). Defaults to None.
+        d_hidden_units: int or None. Width of a spectrally normalized dense layer before
+            the logit. Defaults to None.
         sync_batchnorm: bool. Synchronized batch norm in the generator under
             tf.distribute. Defaults to `True`.
         loss: str. Defaults to `"hinge"`.
@@ -75,20 +84,21 @@ class SNGAN(GAN):
     """
 
     architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "power_iterations",
-                         "sync_batchnorm")
+                         "sync_batchnorm", "g_hidden_units", "d_hidden_units")
 
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
                  d_filters=(64, 128), kernel_size=4, power_iterations=1, sync_batchnorm=True,
-                 loss="hinge", **kwargs):
+                 loss="hinge", g_hidden_units=None, d_hidden_units=None, **kwargs):
         image_shape = check_image_args(image_shape, g_filters, d_filters)
+        check_hidden_units(g_hidden_units=g_hidden_units, d_hidden_units=d_hidden_units)
         if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) \
                 or power_iterations < 1:
             raise ValueError("power_iterations must be an integer >= 1, got "
                              f"power_iterations={power_iterations!r}.")
         generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
-                                          sync_batchnorm)
+                                          sync_batchnorm, hidden_units=g_hidden_units)
         discriminator = build_sngan_discriminator(image_shape, d_filters, kernel_size,
-                                                  power_iterations)
+                                                  power_iterations, hidden_units=d_hidden_units)
         super().__init__(generator=generator, discriminator=discriminator,
                          latent_dim=latent_dim, loss=loss, **kwargs)
         self.g_filters = tuple(int(f) for f in g_filters)
@@ -96,6 +106,8 @@ class SNGAN(GAN):
         self.kernel_size = int(kernel_size)
         self.power_iterations = power_iterations
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.g_hidden_units = g_hidden_units
+        self.d_hidden_units = d_hidden_units
 
     def default_optimizer(self, which):
         del which

@@ -2,12 +2,13 @@
 
 import keras
 
-from keras_aigc.models.gan.dcgan import build_dcgan_generator
+from keras_aigc.models.gan.dcgan import build_dcgan_generator, check_hidden_units
 from keras_aigc.models.gan.gan import GAN
 
 
-def build_wgan_critic(image_shape, d_filters, kernel_size, name="critic"):
-    """Strided Conv2D + LeakyReLU stack and one linear score; no batch normalization.
+def build_wgan_critic(image_shape, d_filters, kernel_size, name="critic", hidden_units=None):
+    """Strided Conv2D + LeakyReLU stack, [a Dense layer], and one linear score; no batch
+    normalization.
 
     The gradient penalty is defined per example, so the critic must not mix examples of
     a batch (Gulrajani et al. 2017, section 4).
@@ -19,6 +20,9 @@ def build_wgan_critic(image_shape, d_filters, kernel_size, name="critic"):
                                 name=f"down{i}")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{i}_act")(x)
     x = keras.layers.Flatten(name="flatten")(x)
+    if hidden_units:
+        x = keras.layers.Dense(hidden_units, name="hidden")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name="hidden_act")(x)
     out = keras.layers.Dense(1, dtype="float32", name="score")(x)
     return keras.Model(x_in, out, name=name)
 
@@ -58,6 +62,10 @@ class WGANGP(GAN):
         penalty: str. Defaults to `"gradient_penalty"`
             (`"one_sided_gradient_penalty"` is the variant of Petzka et al. 2018).
         penalty_weight: float. lambda. Defaults to `10.0`.
+        g_hidden_units: int or None. Width of a fully connected layer between the latent
+            and the generator's projection (see `build_dcgan_generator`). Defaults to None.
+        d_hidden_units: int or None. Width of a dense layer (LeakyReLU, no normalization)
+            before the critic's score. Defaults to None.
         **kwargs: `seed`, `ema_decay`, `diff_augment` and the other `GAN` arguments.
 
     `compile()` defaults to `Adam(1e-4, beta_1=0.5, beta_2=0.9)` for both networks.
@@ -75,15 +83,19 @@ class WGANGP(GAN):
         Wasserstein GANs, NeurIPS 2017.
     """
 
-    architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "sync_batchnorm")
+    architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "sync_batchnorm",
+                         "g_hidden_units", "d_hidden_units")
 
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
                  d_filters=(64, 128), kernel_size=5, sync_batchnorm=True, loss="wasserstein",
-                 d_steps=5, penalty="gradient_penalty", penalty_weight=10.0, **kwargs):
+                 d_steps=5, penalty="gradient_penalty", penalty_weight=10.0, g_hidden_units=None,
+                 d_hidden_units=None, **kwargs):
         image_shape = check_image_args(image_shape, g_filters, d_filters)
+        check_hidden_units(g_hidden_units=g_hidden_units, d_hidden_units=d_hidden_units)
         generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
-                                          sync_batchnorm)
-        critic = build_wgan_critic(image_shape, d_filters, kernel_size)
+                                          sync_batchnorm, hidden_units=g_hidden_units)
+        critic = build_wgan_critic(image_shape, d_filters, kernel_size,
+                                   hidden_units=d_hidden_units)
         super().__init__(generator=generator, discriminator=critic, latent_dim=latent_dim,
                          loss=loss, d_steps=d_steps, penalty=penalty,
                          penalty_weight=penalty_weight, **kwargs)
@@ -91,6 +103,8 @@ class WGANGP(GAN):
         self.d_filters = tuple(int(f) for f in d_filters)
         self.kernel_size = int(kernel_size)
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.g_hidden_units = g_hidden_units
+        self.d_hidden_units = d_hidden_units
 
     def default_optimizer(self, which):
         del which
