@@ -250,6 +250,36 @@ class GenerativeModel(PresetMixin, MultiWorkerFitMixin, keras.Model):
         dims = float(np.prod(self.image_shape))
         return -np.asarray(log_likelihood, np.float64) / (dims * np.log(2.0))
 
+    def check_image_batch(self, x, pixels=None, setting=""):
+        """`x` as float32 after checking its shape against `image_shape` and its pixels.
+
+        Args:
+            x: tensor. A batch of images.
+            pixels: `None` (any values), `"binary"` ({0, 1}) or `"unit"` ([0, 1]).
+            setting: str. The constructor setting that needs those pixels, named in the
+                error (e.g. `"likelihood='bernoulli'"`).
+        """
+        import tensorflow as tf
+
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"Input images have shape {tuple(x.shape)}, expected "
+                             f"(batch, {', '.join(map(str, self.image_shape))}) for "
+                             f"image_shape={self.image_shape}.")
+        x = tf.cast(x, tf.float32)
+        if pixels == "binary":
+            tf.debugging.assert_equal(
+                tf.reduce_all((x == 0.0) | (x == 1.0)), True,
+                message=f"{setting} needs binary pixels in {{0, 1}}: binarize the data, e.g. "
+                        "keras_aigc.data.load(..., scaling='sigmoid', binarize='dynamic').")
+        elif pixels == "unit":
+            tf.debugging.assert_equal(
+                tf.reduce_all((x >= 0.0) & (x <= 1.0)), True,
+                message=f"{setting} needs pixels in [0, 1]: load the data with "
+                        "scaling='sigmoid'.")
+        elif pixels is not None:
+            raise ValueError(f"pixels must be None, 'binary' or 'unit', got {pixels!r}.")
+        return x
+
     # -------------------------------------------------------------- building
     def build_networks(self):
         """Creates the variables of the model's networks from its own shapes (no data

@@ -254,3 +254,29 @@ def test_takes_image_shape_is_declared_by_every_registered_family(name):
         takes = takes or "image_shape" in inspect.signature(ka_models.VAE.__init__).parameters
     assert cls.takes_image_shape() is takes
     assert ka_models.GAN.takes_image_shape() is False
+
+
+@pytest.mark.parametrize("make, pixels, setting", [
+    (lambda: VAE(**VAE_ARGS), "binary", "likelihood='bernoulli'"),
+    (lambda: ka_models.PixelCNN(**{**PIXEL_CNN_ARGS, "distribution": "categorical"}), "unit",
+     "distribution='categorical'"),
+])
+def test_check_image_batch_is_one_check_for_every_likelihood_family(make, pixels, setting):
+    """VAE and PixelCNN validate a batch through the contract's one `check_image_batch`:
+    the shape against `image_shape`, then the pixel values their likelihood needs."""
+    model = make()
+    shape = (2, *model.image_shape)
+    with pytest.raises(ValueError, match=r"Input images have shape \(2, 3, 3, 1\), expected "
+                                         r"\(batch, " + ", ".join(map(str, model.image_shape))):
+        model.check_image_batch(np.zeros((2, 3, 3, 1), np.float32), pixels, setting)
+    bad = np.full(shape, 0.5 if pixels == "binary" else 1.5, np.float32)
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError),
+                       match=f"{setting} needs " + ("binary pixels" if pixels == "binary"
+                                                    else r"pixels in \[0, 1\]")):
+        model.log_likelihood(bad)
+    ok = model.check_image_batch(np.ones(shape, np.uint8), pixels, setting)
+    assert ok.dtype == tf.float32 and ok.shape == shape
+    # Gaussian-likelihood families check only the shape.
+    assert model.check_image_batch(np.full(shape, 7.0, np.float32)).shape == shape
+    with pytest.raises(ValueError, match="pixels must be None, 'binary' or 'unit', got 'rgb'"):
+        model.check_image_batch(np.ones(shape, np.float32), "rgb")

@@ -520,23 +520,9 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         return [self.nll_tracker, self.bpd_tracker]
 
     def _check_batch(self, x):
-        if tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"Input images have shape {tuple(x.shape)}, expected "
-                             f"(batch, {', '.join(map(str, self.image_shape))}) for "
-                             f"image_shape={self.image_shape}.")
-        x = tf.cast(x, tf.float32)
-        if self.distribution == "bernoulli":
-            tf.debugging.assert_equal(
-                tf.reduce_all((x == 0.0) | (x == 1.0)), True,
-                message="distribution='bernoulli' needs binary pixels in {0, 1}: binarize "
-                        "the data, e.g. keras_aigc.data.load(..., scaling='sigmoid', "
-                        "binarize='dynamic').")
-        else:
-            tf.debugging.assert_equal(
-                tf.reduce_all((x >= 0.0) & (x <= 1.0)), True,
-                message=f"distribution={self.distribution!r} needs pixels in [0, 1]: load "
-                        "the data with scaling='sigmoid'.")
-        return x
+        return self.check_image_batch(
+            x, "binary" if self.distribution == "bernoulli" else "unit",
+            f"distribution={self.distribution!r}")
 
     def _per_example_nll(self, data):
         x, labels = self.unpack_batch(data)

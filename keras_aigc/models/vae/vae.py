@@ -299,18 +299,9 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         return tf.transpose(tf.reshape(eps, [local_batch, k, d]), [1, 0, 2])
 
     def _check_batch(self, x):
-        if tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"Input images have shape {tuple(x.shape)}, expected "
-                             f"(batch, {', '.join(map(str, self.image_shape))}) for "
-                             f"image_shape={self.image_shape}.")
-        x = tf.cast(x, tf.float32)
-        if self.likelihood == "bernoulli":
-            tf.debugging.assert_equal(
-                tf.reduce_all((x == 0.0) | (x == 1.0)), True,
-                message="likelihood='bernoulli' needs binary pixels in {0, 1}: binarize the "
-                        "data, e.g. keras_aigc.data.load(..., scaling='sigmoid', "
-                        "binarize='dynamic').")
-        return x
+        return self.check_image_batch(
+            x, "binary" if self.likelihood == "bernoulli" else None,
+            f"likelihood={self.likelihood!r}")
 
     def _update_trackers(self, stats):
         for name, tracker in (("elbo", self.elbo_tracker),
