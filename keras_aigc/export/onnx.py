@@ -167,6 +167,39 @@ def describe(ctx, artifact, part):
     return file_signature(ctx.full(artifact.path), part.signature)
 
 
+_REGISTERED = []
+
+
+def register_missing_ops():
+    """Teaches tf2onnx 1.17 the TensorFlow ops it has no handler for and this package's
+    graphs use, once per process:
+
+    - `Log1p` (ONNX has no such operator; tf2onnx fails with "No Op registered for
+      Log1p"): `Log(Add(x, 1))`. tensorflow-probability's quantized logistic (the
+      PixelCNN++ mixture) computes `log1p(-exp(d))`; in float32, `log(1 + x)` differs
+      from `log1p(x)` by at most ~6e-8 absolute there, well inside the export parity check.
+    """
+    if _REGISTERED:
+        return
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("Log1p")
+    class Log1p:  # noqa: F841 - registered by the decorator
+        @classmethod
+        def version_1(cls, ctx, node, **kwargs):
+            del kwargs
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(1, dtype))
+            add = ctx.make_node("Add", [node.input[0], one.output[0]],
+                                name=utils.make_name(f"{node.name}_add"))
+            ctx.copy_shape(node.input[0], add.output[0])
+            ctx.replace_input(node, node.input[0], add.output[0], 0)
+            node.type = "Log"
+
+    _REGISTERED.append(Log1p)
+
+
 def export_onnx(signature, path, opset=DEFAULT_OPSET, optimize=True):
     """Converts one signature to an ONNX file with a dynamic batch axis.
 
@@ -187,6 +220,8 @@ def export_onnx(signature, path, opset=DEFAULT_OPSET, optimize=True):
 
     patch_tf2onnx()  # tf2onnx 1.17 still reads np.object etc.; Keras ships the fix.
     import tf2onnx
+
+    register_missing_ops()
 
     specs = signature.tf_specs(None)
     fn = tf.function(signature.fn, input_signature=specs, autograph=False)

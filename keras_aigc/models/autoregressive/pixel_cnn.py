@@ -17,14 +17,20 @@ def _gate(a):
     """`tanh(a[:F]) * sigmoid(a[F:])` over the channels of `(B, H, W, 2F)` (explicit axes:
     tf2onnx cannot convert an ellipsis slice whose input rank it does not know, as inside
     the sampler's loops)."""
-    f = a.shape[-1] // 2
-    return tf.tanh(a[:, :, :, :f]) * tf.sigmoid(a[:, :, :, f:])
+    content, gate = tf.split(a, 2, axis=3)
+    return tf.tanh(content) * tf.sigmoid(gate)
 
 
 def _one_row(row, full):
     """`row`, a one-row slice of `full` (B, H, W, C), with its static shape set."""
     row.set_shape([full.shape[0], 1, full.shape[2], full.shape[3]])
     return row
+
+
+def _static(t):
+    """`t` through a Reshape to its own static shape (batch free): a no-op that states the
+    rank and sizes to converters which lost them (tf2onnx inside loop bodies)."""
+    return tf.reshape(t, [-1, *t.shape[1:]])
 
 
 def _down_shift(x):
@@ -91,17 +97,16 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
                    "kernel_size", "first_kernel_size", "num_mixtures")
     family = "autoregressive"
     # The whole sampler is exported: its nested while loops become a SavedModel while
-    # loop and a TFLite WHILE, so one file samples an image per call and the same uniform
-    # noise gives the same image in Keras and in both formats (bit for bit, checked).
-    export_formats = ("saved_model", "tflite")
+    # loop, a TFLite WHILE and an ONNX Loop, so one file samples an image per call and the
+    # same uniform noise gives the same image in Keras and in all three formats (bit for
+    # bit, checked). The sampler restates static shapes inside its loops and avoids ops
+    # tf2onnx cannot convert (see `sample_from_noise_tensor`, `keras_aigc.export.onnx.
+    # register_missing_ops`).
+    export_formats = ("saved_model", "tflite", "onnx")
     export_format_notes = {
-        "onnx": "tf2onnx 1.17 converts the sampler's nested while loops into an ONNX Loop, "
-                "but for some models (measured: a conditional 3x3 PixelCNN, and "
-                "unconditional ones after other TensorFlow ops ran in the process) it emits "
-                "a Conv inside the Loop body without its NHWC->NCHW transposes, a file ONNX "
-                "Runtime refuses ('Incompatible dimensions'); use the SavedModel or TFLite "
-                "files (keras_aigc_runtime.load(bundle, backend='tflite'))",
-        "triton": "Triton serves the ONNX files, which this family does not export"}
+        "triton": "Triton's configuration for the ONNX Loop sampler and its noise input has "
+                  "not been checked; serve the bundle with keras-aigc-serve (ONNX Runtime "
+                  "or LiteRT) instead"}
     export_quantization_note = (
         "the sampler thresholds each pixel's CDF against uniform noise, so a quantized "
         "network flips pixels and every later pixel depends on them (no parity is "
@@ -182,7 +187,15 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
 
     # ------------------------------------------------------------------ network
     def _conv(self, layer, x, kernels):
-        return layer(x) if kernels is None else layer(x, kernel=kernels[layer.name])
+        if kernels is None:
+            return layer(x)
+        # The sampler (given kernels) restates each conv input's static shape: inside the
+        # nested loops tf2onnx loses the shapes of elementwise results and leaves a Conv
+        # whose input has no known rank unconverted (an invalid ONNX file). A Reshape to a
+        # constant shape is free here and tells tf2onnx the rank.
+        if None not in x.shape[1:]:
+            x = _static(x)
+        return layer(x, kernel=kernels[layer.name])
 
     def masked_kernels(self):
         """`{layer name: masked kernel}` of every masked convolution, for the sampler."""
@@ -288,6 +301,7 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         kernels = self.masked_kernels() if fast else None
 
         def row_body(i, x, logp):
+            x, noise_, target_ = _static(x), _static(noise), _static(target)
             # Rows get their static shape (B, 1, W, ...): a slice at a loop index has an
             # unknown height, which converters cannot always resolve.
             if fast:
@@ -295,14 +309,21 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
                         self.vertical(pd.network_input(dist, x), onehot, kernels)]
 
             def pixel_body(s, x, logp):
+                # Every tensor entering a loop body (carried or captured) gets its static
+                # shape restated (`_static`): tf2onnx does not carry those shapes into an
+                # ONNX Loop body, and slices and Convs whose input has no known rank are
+                # left unconverted (an invalid file).
+                x, logp = _static(x), tf.reshape(logp, [-1])
+                noise_b, target_b = _static(noise_), _static(target_)
                 j, c = s // steps, s % steps
                 if fast:
                     row = _one_row(pd.network_input(dist, x[:, i:i + 1]), x)
-                    params = self.horizontal(row, to_h, kernels)[:, 0, j]
+                    rows = [_static(t) for t in to_h]
+                    params = self.horizontal(row, rows, kernels)[:, 0, j]
                 else:
                     params = self.network(x, onehot)[:, i, j]
-                new, mask, lp = pixel_values(params, x[:, i, j], noise[:, i, j], c,
-                                             target[:, i, j])
+                new, mask, lp = pixel_values(params, x[:, i, j], noise_b[:, i, j], c,
+                                             target_b[:, i, j])
                 where = (tf.one_hot(i, height)[:, None, None]
                          * tf.one_hot(j, width)[None, :, None] * mask[None, None, :])
                 return s + 1, x + where[None] * new[:, None, None, :], logp + lp

@@ -118,7 +118,10 @@ def log_prob(distribution, params, x, channels, num_mixtures=1):
     idx = to_index(distribution, x)
     params = tf.cast(params, tf.float32)
     if distribution == "bernoulli":
-        return tf.reduce_sum(tfd.Bernoulli(logits=params).log_prob(idx), -1)
+        # `tfd.Bernoulli(logits).log_prob(idx)`, written out: tfp lowers it to MulNoNan,
+        # which ONNX has no operator for.
+        return tf.reduce_sum(-tf.nn.sigmoid_cross_entropy_with_logits(labels=idx,
+                                                                      logits=params), -1)
     if distribution == "categorical":
         logits = tf.reshape(params, tf.concat([tf.shape(params)[:-1], [256, channels]], 0))
         logits = tf.linalg.matrix_transpose(logits)  # (..., C, 256)
@@ -147,9 +150,11 @@ def channel_log_pmf(distribution, params, x_pixel, c, channels, num_mixtures=1):
     """
     params = tf.cast(params, tf.float32)
     if distribution == "bernoulli":
-        logit = tf.gather(params, c, axis=-1)
-        values = tf.constant([[0.0], [1.0]])
-        return tf.transpose(tfd.Bernoulli(logits=logit).log_prob(values))
+        # `tfd.Bernoulli(logits).log_prob([0, 1])`, written out: tfp lowers it to
+        # MulNoNan, which ONNX has no operator for. (B, 1) by a constant-shape Reshape, so
+        # that tf2onnx knows the rank inside the sampler's loops.
+        logit = tf.reshape(tf.gather(params, c, axis=-1), [-1, 1])
+        return tf.concat([tf.math.log_sigmoid(-logit), tf.math.log_sigmoid(logit)], 1)
     if distribution == "categorical":
         logits = tf.gather(tf.reshape(params, [-1, 256, channels]), c, axis=-1)
         # `tfd.Categorical(logits).log_prob(v)` for every v, written out: tfp's

@@ -278,3 +278,32 @@ def test_bad_inputs_are_named():
         cond.fit(ALL_2X2, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="takes no loss"):
         model.compile(loss="mse")
+
+
+def test_written_out_likelihoods_equal_the_tfp_distributions():
+    """`log_prob` / `channel_log_pmf` write Bernoulli and Categorical out (tfp lowers them
+    to MulNoNan and SparseSoftmaxCrossEntropyWithLogits, which ONNX / TFLite lack); they
+    must stay the `tfp.distributions` values."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    from keras_aigc.models.autoregressive import pixel_distributions as pd
+
+    tfd = tfp.distributions
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (5, 3, 3, 2)).astype(np.float32)
+    x = (rng.random((5, 3, 3, 2)) < 0.5).astype(np.float32)
+    np.testing.assert_allclose(
+        pd.log_prob("bernoulli", logits, x, 2),
+        tf.reduce_sum(tfd.Bernoulli(logits=logits).log_prob(x), -1), rtol=1e-6, atol=1e-6)
+    pixel_logits = logits[:, 0, 0]  # (B, C) one pixel
+    for c in range(2):
+        np.testing.assert_allclose(
+            pd.channel_log_pmf("bernoulli", pixel_logits, x[:, 0, 0], tf.constant(c), 2),
+            tf.transpose(tfd.Bernoulli(logits=pixel_logits[:, c]).log_prob([[0.0], [1.0]])),
+            rtol=1e-6, atol=1e-6)
+    cat = rng.normal(0, 2, (4, 2, 2, 256)).astype(np.float32)  # one channel: v * C + c
+    v = rng.integers(0, 256, (4, 2, 2, 1))
+    np.testing.assert_allclose(
+        pd.log_prob("categorical", cat, v.astype(np.float32) / 255.0, 1),
+        tfd.Categorical(logits=cat).log_prob(v[..., 0]), rtol=1e-5, atol=1e-5)

@@ -1,6 +1,6 @@
-"""PixelCNN export: the whole sampler (nested while loops) in SavedModel and TFLite
-(WHILE), driven by uniform noise, and the exact log-likelihood, through the bundle, the
-TF-free runtime (LiteRT) and the server. ONNX is refused (see PixelCNN.export_format_notes)."""
+"""PixelCNN export: the whole sampler (nested while loops) in SavedModel, TFLite (WHILE)
+and ONNX (Loop), driven by uniform noise, and the exact log-likelihood, through the bundle,
+the TF-free runtime (LiteRT and ONNX Runtime) and the server."""
 
 import io
 
@@ -24,7 +24,7 @@ def tiny(shape=(3, 3, 1), distribution="bernoulli", **kwargs):
     return model
 
 
-def exported(model, path, formats=("saved_model", "tflite")):
+def exported(model, path, formats=("saved_model", "tflite", "onnx")):
     return export_bundle(model, str(path), formats=formats, seed=0, serving_batch_sizes=())
 
 
@@ -56,7 +56,8 @@ def test_bundle_samples_the_same_images_and_likelihoods_as_keras(tmp_path, distr
     labels = None if num_classes is None else np.array([2, 0, 1, 1, 0], np.int32)
     ref = model.generate(5, seed=11, labels=labels)  # uniform noise from the seed
     ref_ll = model.log_likelihood(ref, labels)
-    for backend in ("tflite",):
+    assert {f["format"] for f in manifest["files"]} == {"saved_model", "tflite", "onnx"}
+    for backend in ("tflite", "onnx"):
         g = keras_aigc_runtime.load(str(tmp_path / "b"), backend=backend)
         assert g.signatures == ["generate", "log_prob"]
         pixels = g.generate(5, seed=11, labels=labels)
