@@ -1,5 +1,7 @@
 """Test NLL of a Gated PixelCNN on dynamically binarized MNIST against CPU time, and its
-sampling speed (row-cached fast path vs the whole network per pixel).
+sampling speed (row-cached fast path vs the whole network per pixel) and, with
+`--export-speed`, the exported sampler's speed through the TF-free runtime (ONNX Runtime's
+Loop and LiteRT's WHILE) against Keras on the same noise.
 
 Trains `keras_aigc.models.PixelCNN(distribution="bernoulli")` with `model.fit` on MNIST
 binarized afresh each epoch until a budget of process CPU-minutes is spent, then computes
@@ -7,6 +9,7 @@ the exact `-log p(x)` of the full test set (10,000 images, binarized once with a
 seed). Anchors (van den Oord et al. 2016, Table 4): PixelCNN 81.30, Gated PixelCNN 79.20.
 
     nice -n 10 python benchmarks/pixelcnn_nll.py --cpu-minutes 60
+    python benchmarks/pixelcnn_nll.py --cpu-minutes 0 --num-test 500 --export-speed
 """
 
 import argparse
@@ -33,6 +36,9 @@ def main(argv=None):
     p.add_argument("--sample-images", type=int, default=4,
                    help="Images for the fast-vs-naive sampling speed comparison.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export-speed", action="store_true",
+                   help="Also export the model (SavedModel, TFLite, ONNX) and time its "
+                        "sampler in keras_aigc_runtime against Keras on the same noise.")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
@@ -82,6 +88,8 @@ def main(argv=None):
         speeds[f"images_{fast}"] = images
     same = bool(np.array_equal(speeds.pop("images_True"), speeds.pop("images_False")))
 
+    exported = export_speed(model, noise, speeds["fast"]) if args.export_speed else None
+
     arch = (f"Gated PixelCNN, {args.num_layers} blocks x {args.filters} filters, 7x7 first, "
             f"3x3 after; Bernoulli; Adam {args.learning_rate}, batch {args.batch_size}")
     print(f"\n{arch}")
@@ -94,16 +102,55 @@ def main(argv=None):
     print(f"sampling, batch {args.sample_images}: fast {speeds['fast']:.3f} img/s, naive "
           f"{speeds['naive']:.3f} img/s, ratio {speeds['fast'] / speeds['naive']:.1f}x; "
           f"identical images: {same}")
+    if exported:
+        for backend, row in exported.items():
+            print(f"exported sampler, {backend}: {row['images_per_s']:.3f} img/s, "
+                  f"{row['ratio_to_keras_fast']:.2f}x Keras fast; identical images to Keras: "
+                  f"{row['identical_to_keras']}")
     result = {"architecture": arch, "steps": steps, "train_cpu_minutes": train_cpu / 60,
               "train_wall_minutes": train_wall / 60, "test_nll": nll,
               "test_nll_stderr": stderr, "num_test": len(x_test), "eval_seconds": eval_s,
               "sampling_images_per_s": speeds, "fast_equals_naive": same,
-              "final_train_nll": float(history.history["nll"][-1]), "anchors": ANCHORS}
+              "final_train_nll": float(history.history["nll"][-1]), "anchors": ANCHORS,
+              "exported_sampling": exported}
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
     return result
+
+
+def export_speed(model, noise, keras_fast_images_per_s):
+    """Exports `model` to a temporary bundle (SavedModel, TFLite, ONNX; each file checked
+    against Keras by the exporter) and times the `generate` signature, the whole sampling
+    loop inside the file, through `keras_aigc_runtime` on `noise`. Returns
+    `{backend: {images_per_s, ratio_to_keras_fast, identical_to_keras}}`."""
+    import tempfile
+
+    import numpy as np
+
+    import keras_aigc_runtime
+    from keras_aigc.export import export_bundle
+
+    reference = model.sample_from_noise(noise)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = os.path.join(tmp, "bundle")
+        t0 = time.time()
+        export_bundle(model, bundle, formats=("saved_model", "tflite", "onnx"), seed=0,
+                      serving_batch_sizes=())
+        print(f"export (three formats, each verified at batches 1 and 7): "
+              f"{time.time() - t0:.0f} s")
+        for backend in ("onnx", "tflite"):
+            g = keras_aigc_runtime.load(bundle, backend=backend)
+            g.run({"noise": noise[:1]}, "generate")  # warm-up
+            t0 = time.time()
+            images = g.run({"noise": noise}, "generate")["image"]
+            speed = len(noise) / (time.time() - t0)
+            rows[backend] = {"images_per_s": speed,
+                             "ratio_to_keras_fast": speed / keras_fast_images_per_s,
+                             "identical_to_keras": bool(np.array_equal(images, reference))}
+    return rows
 
 
 if __name__ == "__main__":
