@@ -71,3 +71,24 @@ class OneOptimizerCompile:
     def compile_from_config(self, config):
         if config:
             self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
+
+    def minimize_global_mean(self, objective):
+        """One optimizer step on the mean over the global batch of per-example losses.
+
+        `objective()` runs the forward pass and returns `(per_example_loss (B,), aux)`; it
+        is called under the gradient tape. The mean is over every replica's examples
+        (`global_mean`), so 2 replicas take the step 1 replica takes on the same global
+        batch; the loss goes through `optimizer.scale_loss` (identity unless compile()
+        wrapped the optimizer for mixed_float16). Returns `aux`.
+        """
+        import tensorflow as tf
+
+        from keras_aigc.distribute import global_mean
+
+        with tf.GradientTape() as tape:
+            per_example, aux = objective()
+            scaled = self.optimizer.scale_loss(global_mean(per_example))
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return aux

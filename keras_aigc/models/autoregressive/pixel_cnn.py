@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_aigc.distribute import global_mean
 from keras_aigc.export.export_utils import LOG_PROB, NOISE, Signature, TensorInfo
 from keras_aigc.models.autoregressive import pixel_distributions as pd
 from keras_aigc.models.autoregressive.masked_conv2d import MaskedConv2D
@@ -555,14 +554,11 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
         self.bpd_tracker.update_state(pd.bits_per_dim(nll, self.num_dims))
 
     def train_step(self, data):
-        with tf.GradientTape() as tape:
+        def objective():
             nll = self._per_example_nll(data)
-            loss = global_mean(nll)
-            scaled = self.optimizer.scale_loss(loss)
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        self._update_trackers(nll)
+            return nll, nll
+
+        self._update_trackers(self.minimize_global_mean(objective))
         return self.step_logs({m.name: m.result() for m in self.metrics})
 
     def test_step(self, data):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_aigc.distribute import global_mean, replica_normal
+from keras_aigc.distribute import replica_normal
 from keras_aigc.export.export_utils import LOC, SCALE, Signature, TensorInfo
 from keras_aigc.models.base import GenerativeModel, new_seed
 from keras_aigc.models.base import positive_int as _positive_int
@@ -314,15 +314,8 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         x, labels = self.unpack_batch(data)
         x = self._check_batch(x)
         eps = self.training_noise(tf.shape(x)[0], 0)
-        with tf.GradientTape() as tape:
-            per_example, stats = self.per_example_objective(x, labels, eps, training=True)
-            loss = global_mean(per_example)
-            # Identity unless compile() wrapped the optimizer in a LossScaleOptimizer
-            # (mixed_float16).
-            scaled = self.optimizer.scale_loss(loss)
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        stats = self.minimize_global_mean(
+            lambda: self.per_example_objective(x, labels, eps, training=True))
         self._update_trackers(stats)
         return self.step_logs({m.name: m.result() for m in self.metrics})
 
