@@ -43,9 +43,11 @@ NETWORK_KEYS = ("features", "network")
 # Built-in trained presets. `uri` is where the weights are (to be) published; until
 # `published` is True, loading fails with the one command that produces the preset locally.
 TRAINED_PRESETS = {
-    "dcgan_mnist": {"class_name": "DCGAN", "config": "configs/dcgan_mnist.yaml",
+    "dcgan_mnist": {"class_name": "DCGAN", "config": "configs/dcgan_infogan_mnist_quality.yaml",
                     "uri": "hf://keras-aigc/dcgan_mnist", "published": False,
-                    "description": "DCGAN trained on MNIST 28x28."},
+                    "description": "DCGAN (the InfoGAN networks of Lucic et al. 2018) trained "
+                                   "on MNIST 28x28 by the quality recipe; its card "
+                                   "(docs/presets/dcgan_mnist_card.md) gives its FID"},
     "wgan_gp_mnist": {"class_name": "WGANGP", "config": "configs/wgan_gp_mnist.yaml",
                       "uri": "hf://keras-aigc/wgan_gp_mnist", "published": False,
                       "description": "WGAN-GP trained on MNIST 28x28."},

@@ -174,7 +174,9 @@ def test_unpublished_trained_name_gives_the_command():
         ka.models.DCGAN.from_preset("dcgan_mnist")
     msg = str(e.value)
     assert "not published yet" in msg and "hf://keras-aigc/dcgan_mnist" in msg
-    assert "keras-aigc publish --train configs/dcgan_mnist.yaml presets/dcgan_mnist" in msg
+    # The command trains the recipe the published card describes, not the tutorial config.
+    assert ("keras-aigc publish --train configs/dcgan_infogan_mnist_quality.yaml "
+            "presets/dcgan_mnist") in msg
     for entry in preset_lib.TRAINED_PRESETS.values():
         assert os.path.isfile(os.path.join(os.path.dirname(__file__), "..", "..",
                                            entry["config"])), entry["config"]
