@@ -30,7 +30,9 @@ def test_config_validates(path):
                                   "dcgan_mnist_quality.yaml", "dcgan_infogan_mnist_quality.yaml",
                                   "cgan_mnist_quality.yaml", "sngan_infogan_mnist_quality.yaml",
                                   "wgan_gp_infogan_mnist_quality.yaml",
-                                  "cgan_infogan_mnist_quality.yaml"])
+                                  "cgan_infogan_mnist_quality.yaml",
+                                  "dcgan_infogan_mnist_quality_bf16.yaml",
+                                  "dcgan_infogan_mnist_quality_ttur.yaml"])
 def test_gan_config_builds_its_model_with_the_configured_arguments(name):
     with open(os.path.join(ROOT, "configs", name)) as f:
         config = yaml.safe_load(f)
