@@ -321,8 +321,11 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
                     params = self.horizontal(row, rows, kernels)[:, 0, j]
                 else:
                     params = self.network(x, onehot)[:, i, j]
-                new, mask, lp = pixel_values(params, x[:, i, j], noise_b[:, i, j], c,
-                                             target_b[:, i, j])
+                # Per-pixel tensors with their static shapes restated (see above).
+                params = tf.reshape(params, [-1, params.shape[-1]])
+                new, mask, lp = pixel_values(params, _static(x[:, i, j]),
+                                             _static(noise_b[:, i, j]), c,
+                                             _static(target_b[:, i, j]))
                 where = (tf.one_hot(i, height)[:, None, None]
                          * tf.one_hot(j, width)[None, :, None] * mask[None, None, :])
                 return s + 1, x + where[None] * new[:, None, None, :], logp + lp
