@@ -13,9 +13,9 @@ from keras_aigc.models.one_optimizer_compile import OneOptimizerCompile
 
 
 def _gate(a):
-    """`tanh(a[:F]) * sigmoid(a[F:])` over the channels of `(B, H, W, 2F)` (explicit axes:
-    tf2onnx cannot convert an ellipsis slice whose input rank it does not know, as inside
-    the sampler's loops)."""
+    """`tanh(a[:F]) * sigmoid(a[F:])` over the channels of `(B, H, W, 2F)` (a split on an
+    explicit axis: tf2onnx cannot convert an ellipsis slice whose input rank it does not
+    know, as inside the sampler's loops)."""
     content, gate = tf.split(a, 2, axis=3)
     return tf.tanh(content) * tf.sigmoid(gate)
 
