@@ -16,6 +16,10 @@ against the float32 file, with the PSNR each reached in the export's parity chec
 (`--rounds`), each figure is the median, and the load average is printed. At batch 1 the
 FLOP bound (generator FLOPs / the measured float32 matmul peak) is printed beside the
 latencies. `--skip-tflite` keeps only the SavedModel/Keras/ONNX rows.
+
+`--onnx-profile` explains the float32 ORT-vs-SavedModel gap: both run with one thread in
+process CPU time, ORT's own profiler splits ORT's time by node, and each convolution's
+achieved GFLOP/s is printed beside the SavedModel's whole-graph rate.
 """
 
 import argparse
@@ -145,6 +149,112 @@ def onnx_variants(args):
     return 0
 
 
+def onnx_profile(args):
+    """`--onnx-profile`: where ORT's float32 time goes, against the SavedModel, one thread."""
+    import collections
+
+    import keras
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    from keras_aigc.export import onnx as onnx_lib
+    from keras_aigc.export.export_utils import export_spec
+    from keras_aigc.models import DCGAN
+    from keras_aigc_runtime.onnx_backend import session_options
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    work = args.work_dir or tempfile.mkdtemp(prefix="export_speed-")
+    os.makedirs(work, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    model = DCGAN.from_preset(args.preset)
+    model.build()
+    path, sm_dir = os.path.join(work, "profile.onnx"), os.path.join(work, "profile_sm")
+    onnx_lib.export_onnx(export_spec(model).signature("generate"), path)
+    model.inference_generator.export(sm_dir, format="tf_saved_model", verbose=False)
+    sm = tf.saved_model.load(sm_dir).signatures["serving_default"]
+    b = max(args.batches)
+    z = np.random.default_rng(1).standard_normal((b, model.latent_dim)).astype(np.float32)
+    zt = tf.constant(z)
+    opts = session_options(1)
+    opts.enable_profiling = True
+    opts.profile_file_prefix = os.path.join(work, "ort_profile")
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    sm_ms, ort_ms = [], []
+    for _ in range(args.rounds):
+        sm_ms.append(cpu_time(lambda: sm(zt), args.seconds) * 1e3)
+        ort_ms.append(cpu_time(lambda: sess.run(None, {"z": z}), args.seconds) * 1e3)
+    with open(sess.end_profiling()) as f:
+        events = json.load(f)
+    per_node, calls = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node[(e["args"]["op_name"], e["name"][:-len("_kernel_time")])] += e["dur"]
+            calls[e["name"]] += 1
+    total = sum(per_node.values())
+    plain = os.path.join(work, "profile_plain.onnx")  # true FLOPs: the rewrite adds zero taps
+    onnx_lib.export_onnx(export_spec(model).signature("generate"), plain, optimize=False)
+    flops = generator_flops(plain) * b
+    sm_med, ort_med = float(np.median(sm_ms)), float(np.median(ort_ms))
+    print(f"batch {b}, one thread, CPU ms per call (median of {args.rounds}): SavedModel "
+          f"{sm_med:.1f} ({flops / sm_med / 1e6:.0f} GFLOP/s over the graph), ORT "
+          f"{ort_med:.1f} ({flops / ort_med / 1e6:.0f} GFLOP/s); ORT/SavedModel speed "
+          f"{sm_med / ort_med:.2f}x; load average {os.getloadavg()[0]:.1f}")
+    layer_flops, layer_time = _layer_flops(plain, b), collections.Counter()
+    for (_op, name), dur in per_node.items():
+        layer_time[_layer(name)] += dur
+    print("ORT time by layer (share of ORT kernel time, ms of the median call, and the "
+          "layer's true GFLOP/s):")
+    for layer, dur in layer_time.most_common():
+        ms = dur / total * ort_med
+        rate = (f"{layer_flops[layer] / ms / 1e6:7.0f} GFLOP/s" if layer_flops.get(layer)
+                else "")
+        print(f"  {layer:<26} {100 * dur / total:5.1f}%  {ms:7.2f} ms  {rate}")
+    print("ORT nodes (share of ORT kernel time):")
+    for (op, name), dur in per_node.most_common(10):
+        print(f"  {op:<14} {name[:60]:<60} {100 * dur / total:5.1f}%")
+    return 0
+
+
+def _layer(node_name):
+    """Keras layer of an ONNX/ORT node name: 'generator_1/up0_act_1/LeakyRelu:0_nchwc' ->
+    'up0' (activations and batch norms count with their convolution)."""
+    import re
+
+    parts = node_name.split("/")
+    if len(parts) < 2:
+        return "(layout reorders)"
+    return re.sub(r"(_act|_bn)$", "", re.sub(r"_\d+$", "", parts[1]))
+
+
+def _layer_flops(path, batch):
+    """FLOPs at `batch` of each layer's Conv/ConvTranspose/MatMul/Gemm nodes."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(path))
+    shapes = {v.name: [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.output)
+              + list(model.graph.input)}
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        w = inits.get(node.input[1]) if len(node.input) > 1 else None
+        o = shapes.get(node.output[0])
+        if w is None or o is None:
+            continue
+        if node.op_type == "Conv":  # out (1, Co, H, W), w (Co, Ci, kh, kw)
+            f = 2 * int(np.prod(o[1:])) * int(np.prod(w[1:]))
+        elif node.op_type == "ConvTranspose" and shapes.get(node.input[0]):
+            f = 2 * int(np.prod(shapes[node.input[0]][2:])) * int(np.prod(w))
+        elif node.op_type in ("MatMul", "Gemm"):
+            f = 2 * int(np.prod(w))
+        else:
+            continue
+        key = _layer(node.name)
+        out[key] = out.get(key, 0) + f * batch
+    return out
+
+
 def cpu_time(fn, seconds):
     """Process CPU seconds per call of `fn` (one warm-up call; at least 3 timed calls and
     `seconds` of CPU)."""
@@ -201,7 +311,12 @@ def main(argv=None):
     p.add_argument("--work-dir", default=None,
                    help="Keep the bundles here and reuse them on the next run (default: a "
                         "temporary directory, removed at the end).")
+    p.add_argument("--onnx-profile", action="store_true",
+                   help="Only the float32 ORT-vs-SavedModel comparison, one thread, with "
+                        "ORT's per-node profile (see onnx_profile).")
     args = p.parse_args(argv)
+    if args.onnx_profile:
+        return onnx_profile(args)
     if args.onnx_variants:
         return onnx_variants(args)
 
