@@ -32,7 +32,9 @@ def test_config_validates(path):
                                   "wgan_gp_infogan_mnist_quality.yaml",
                                   "cgan_infogan_mnist_quality.yaml",
                                   "dcgan_infogan_mnist_quality_bf16.yaml",
-                                  "dcgan_infogan_mnist_quality_ttur.yaml"])
+                                  "dcgan_infogan_mnist_quality_ttur.yaml",
+                                  "cgan_infogan_mnist_quality_bf16.yaml",
+                                  "sngan_infogan_mnist_quality_bf16.yaml"])
 def test_gan_config_builds_its_model_with_the_configured_arguments(name):
     with open(os.path.join(ROOT, "configs", name)) as f:
         config = yaml.safe_load(f)
