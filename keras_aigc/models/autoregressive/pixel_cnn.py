@@ -163,7 +163,11 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
             self.h_outs.append(MaskedConv2D(self.filters, "pointwise", 1, "B", self.groups,
                                             name=f"h_out{i}"))
             if self.num_classes is not None:
-                self.cond_v.append(keras.layers.Dense(f2, name=f"cond_v{i}"))
+                # The last block's vertical output feeds nothing (its contribution to
+                # the horizontal stack is taken before the class bias), so it has no
+                # cond_v: a bias there would get no gradient.
+                if i < self.num_layers - 1:
+                    self.cond_v.append(keras.layers.Dense(f2, name=f"cond_v{i}"))
                 self.cond_h.append(keras.layers.Dense(f2, name=f"cond_h{i}"))
         self.head = [MaskedConv2D(self.filters, "pointwise", 1, "B", self.groups,
                                   name="head_hidden"),
@@ -210,9 +214,12 @@ class PixelCNN(OneOptimizerCompile, GenerativeModel):
             pre = self._conv(self.v_convs[i], v, kernels)
             to_h = self._conv(self.v_to_h[i], _down_shift(pre), kernels)
             if onehot is not None:
-                pre = pre + self.cond_v[i](onehot)[:, None, None, :]
                 to_h = to_h + self.cond_h[i](onehot)[:, None, None, :]
             out.append(to_h)
+            if i == self.num_layers - 1:
+                break  # the last block's vertical output feeds nothing
+            if onehot is not None:
+                pre = pre + self.cond_v[i](onehot)[:, None, None, :]
             v = _gate(pre)
         return out
 

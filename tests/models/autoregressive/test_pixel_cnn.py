@@ -196,6 +196,24 @@ def test_fit_reports_nll_and_bits_per_dim():
     np.testing.assert_allclose(ev["nll"], -model.log_likelihood(x).mean(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_every_trainable_weight_gets_a_gradient(num_classes):
+    """The NLL depends on every weight: none is created that training cannot move (the
+    last block's vertical stack feeds nothing, so it has no class bias)."""
+    model = tiny((3, 3, 1), num_classes=num_classes, num_layers=3)
+    x = tf.constant((np.random.default_rng(0).random((8, 3, 3, 1)) < 0.4), tf.float32)
+    onehot = None if num_classes is None else tf.one_hot(np.arange(8) % num_classes, num_classes)
+    with tf.GradientTape() as tape:
+        nll = -tf.reduce_mean(model.log_prob(x, onehot))
+    grads = tape.gradient(nll, model.trainable_variables)
+    missing = [v.path for v, g in zip(model.trainable_variables, grads)
+               if g is None or not np.any(np.asarray(g))]
+    assert missing == []
+    names = {v.path.split("/")[0] for v in model.trainable_variables}
+    if num_classes is not None:
+        assert {"cond_v0", "cond_v1", "cond_h2"} <= names and "cond_v2" not in names
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("num_classes", [None, 3])
 def test_two_replicas_equal_one(num_classes):
