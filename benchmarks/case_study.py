@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = (("mlp_mnist (GAN, fully connected)", "configs/mlp_gan_mnist.yaml"),
@@ -75,8 +77,6 @@ def main(argv=None):
             last = [json.loads(x) for x in f if x.strip()][-1]
         row["epochs"] = last["epoch"]
         with open(os.path.join(run, "config.yaml")) as f:
-            import yaml
-
             cfg = yaml.safe_load(f)
         row["batch_size"] = cfg["data"]["batch_size"]
         if not os.path.isfile(os.path.join(features, "domain_classifier.keras")):

@@ -56,8 +56,8 @@ def matmul_peak_gflops(n=1024, seconds=1.0):
     return best
 
 
-def generator_flops(onnx_path):
-    """2 x multiply-adds of one image through the Conv/ConvTranspose/MatMul/Gemm nodes."""
+def node_flops(onnx_path):
+    """`(node, 2 x multiply-adds of one image)` for each Conv/ConvTranspose/MatMul/Gemm node."""
     import onnx
 
     model = onnx.shape_inference.infer_shapes(onnx.load(onnx_path))
@@ -65,21 +65,24 @@ def generator_flops(onnx_path):
               for v in list(model.graph.value_info) + list(model.graph.output)
               + list(model.graph.input)}
     inits = {t.name: list(t.dims) for t in model.graph.initializer}
-    flops = 0
     for node in model.graph.node:
         w = inits.get(node.input[1]) if len(node.input) > 1 else None
         out = shapes.get(node.output[0])
         if w is None or out is None:
             continue
         if node.op_type == "Conv":  # out (1, Co, H, W), w (Co, Ci, kh, kw)
-            flops += 2 * int(np.prod(out[1:])) * int(np.prod(w[1:]))
+            yield node, 2 * int(np.prod(out[1:])) * int(np.prod(w[1:]))
         elif node.op_type == "ConvTranspose":  # per input pixel: Ci x Co x k x k
             inp = shapes.get(node.input[0])
             if inp:
-                flops += 2 * int(np.prod(inp[2:])) * int(np.prod(w))
+                yield node, 2 * int(np.prod(inp[2:])) * int(np.prod(w))
         elif node.op_type in ("MatMul", "Gemm"):
-            flops += 2 * int(np.prod(w))
-    return flops
+            yield node, 2 * int(np.prod(w))
+
+
+def generator_flops(onnx_path):
+    """2 x multiply-adds of one image through the Conv/ConvTranspose/MatMul/Gemm nodes."""
+    return sum(f for _, f in node_flops(onnx_path))
 
 
 def onnx_variants(args):
@@ -229,27 +232,8 @@ def _layer(node_name):
 
 def _layer_flops(path, batch):
     """FLOPs at `batch` of each layer's Conv/ConvTranspose/MatMul/Gemm nodes."""
-    import onnx
-
-    model = onnx.shape_inference.infer_shapes(onnx.load(path))
-    shapes = {v.name: [d.dim_value or 1 for d in v.type.tensor_type.shape.dim]
-              for v in list(model.graph.value_info) + list(model.graph.output)
-              + list(model.graph.input)}
-    inits = {t.name: list(t.dims) for t in model.graph.initializer}
     out = {}
-    for node in model.graph.node:
-        w = inits.get(node.input[1]) if len(node.input) > 1 else None
-        o = shapes.get(node.output[0])
-        if w is None or o is None:
-            continue
-        if node.op_type == "Conv":  # out (1, Co, H, W), w (Co, Ci, kh, kw)
-            f = 2 * int(np.prod(o[1:])) * int(np.prod(w[1:]))
-        elif node.op_type == "ConvTranspose" and shapes.get(node.input[0]):
-            f = 2 * int(np.prod(shapes[node.input[0]][2:])) * int(np.prod(w))
-        elif node.op_type in ("MatMul", "Gemm"):
-            f = 2 * int(np.prod(w))
-        else:
-            continue
+    for node, f in node_flops(path):
         key = _layer(node.name)
         out[key] = out.get(key, 0) + f * batch
     return out
