@@ -5,7 +5,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aigc.layers.label_onehot import LabelOneHot
-from keras_aigc.models.gan.dcgan import build_dcgan_generator, check_hidden_units
+from keras_aigc.models.gan.dcgan import (build_dcgan_generator, check_hidden_units,
+                                         synchronize_batchnorm)
 from keras_aigc.models.gan.gan import GAN
 from keras_aigc.models.gan.wgan_gp import check_image_args
 
@@ -29,11 +30,14 @@ def build_conditional_generator(image_shape, latent_dim, num_classes, embedding_
 
 
 def build_projection_discriminator(image_shape, num_classes, d_filters, kernel_size,
-                                   feature_dim, spectral_norm, name="discriminator"):
+                                   feature_dim, spectral_norm, name="discriminator",
+                                   batchnorm=False, sync_batchnorm=True):
     """`[image, labels] -> logit = psi(phi(x)) + <embed(y), phi(x)>`.
 
     `phi` is a strided conv stack and a dense feature layer, `psi` a linear layer and
     `embed` a class embedding of the same width as the features (Miyato & Koyama 2018).
+    With `batchnorm`, every conv after the first and the feature layer are followed by
+    batch norm, as in the DCGAN discriminator (`build_dcgan_discriminator`).
     """
     def wrap(layer):
         if not spectral_norm:
@@ -44,11 +48,18 @@ def build_projection_discriminator(image_shape, num_classes, d_filters, kernel_s
     labels = keras.Input((), dtype="int32", name="labels")
     x = x_in
     for i, filters in enumerate(d_filters):
+        norm = batchnorm and i > 0
         x = wrap(keras.layers.Conv2D(filters, kernel_size, strides=2, padding="same",
-                                     name=f"down{i}"))(x)
+                                     use_bias=not norm, name=f"down{i}"))(x)
+        if norm:
+            x = keras.layers.BatchNormalization(
+                synchronized=synchronize_batchnorm(sync_batchnorm), name=f"down{i}_bn")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.1, name=f"down{i}_act")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    h = wrap(keras.layers.Dense(feature_dim, name="features"))(x)
+    h = wrap(keras.layers.Dense(feature_dim, use_bias=not batchnorm, name="features"))(x)
+    if batchnorm:
+        h = keras.layers.BatchNormalization(
+            synchronized=synchronize_batchnorm(sync_batchnorm), name="features_bn")(h)
     h = keras.layers.LeakyReLU(negative_slope=0.1, name="features_act")(h)
     unconditional = wrap(keras.layers.Dense(1, name="psi"))(h)
     # The class embedding as a bias-free Dense on one-hot labels (the same map): Keras'
@@ -88,12 +99,17 @@ class ConditionalGAN(GAN):
         spectral_norm: bool. Wrap every discriminator weight layer (the class
             embedding included) in `keras.layers.SpectralNormalization`.
             Defaults to `True`.
-        sync_batchnorm: bool. Synchronized batch norm in the generator. Defaults to `True`.
+        sync_batchnorm: bool. Synchronized batch norm in the generator (and in the
+            discriminator with `d_batchnorm`). Defaults to `True`.
         loss: str. Defaults to `"hinge"`.
         g_hidden_units: int or None. Width of a fully connected layer between the latent
             and label embedding and the generator's projection, as in the InfoGAN generator
             (see `build_dcgan_generator`). Defaults to None. (The discriminator's dense
             layer is `feature_dim`.)
+        d_batchnorm: bool. Batch norm after every discriminator conv but the first and
+            after the feature layer, as in `DCGAN(d_batchnorm=True)`; real and fake batches
+            go through D separately, so each is normalised by its own statistics.
+            Defaults to `False`.
         **kwargs: `d_steps`, `seed`, `ema_decay`, `diff_augment` and the other `GAN`
             arguments.
 
@@ -114,12 +130,12 @@ class ConditionalGAN(GAN):
     conditional = True
     architecture_args = ("num_classes", "image_shape", "embedding_dim", "g_filters", "d_filters",
                          "kernel_size", "feature_dim", "spectral_norm", "sync_batchnorm",
-                         "g_hidden_units")
+                         "g_hidden_units", "d_batchnorm")
 
     def __init__(self, num_classes, image_shape=(28, 28, 1), latent_dim=100, embedding_dim=50,
                  g_filters=(256, 128, 64), d_filters=(64, 128), kernel_size=4, feature_dim=256,
                  spectral_norm=True, sync_batchnorm=True, loss="hinge", g_hidden_units=None,
-                 **kwargs):
+                 d_batchnorm=False, **kwargs):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
                 or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got num_classes={num_classes!r}.")
@@ -132,13 +148,16 @@ class ConditionalGAN(GAN):
             raise ValueError(
                 "ConditionalGAN takes no d_hidden_units: the projection discriminator's dense "
                 f"layer is `feature_dim`. Set feature_dim={kwargs['d_hidden_units']!r} instead.")
+        if not isinstance(d_batchnorm, bool):
+            raise ValueError(f"d_batchnorm must be true or false, got {d_batchnorm!r}.")
         num_classes = int(num_classes)
         generator = build_conditional_generator(image_shape, latent_dim, num_classes,
                                                 embedding_dim, g_filters, kernel_size,
                                                 sync_batchnorm, hidden_units=g_hidden_units)
         discriminator = build_projection_discriminator(image_shape, num_classes, d_filters,
                                                        kernel_size, feature_dim,
-                                                       spectral_norm)
+                                                       spectral_norm, batchnorm=d_batchnorm,
+                                                       sync_batchnorm=sync_batchnorm)
         super().__init__(generator=generator, discriminator=discriminator,
                          latent_dim=latent_dim, loss=loss, **kwargs)
         self.num_classes = num_classes
@@ -150,6 +169,7 @@ class ConditionalGAN(GAN):
         self.spectral_norm = bool(spectral_norm)
         self.sync_batchnorm = bool(sync_batchnorm)
         self.g_hidden_units = g_hidden_units
+        self.d_batchnorm = bool(d_batchnorm)
 
     # --------------------------------------------------------------- conditioning
     def generator_inputs(self, z, labels):

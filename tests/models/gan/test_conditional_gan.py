@@ -121,3 +121,35 @@ def test_conditioning_on_digits(digits_classifier):
     assert conditioning_accuracy(model, digits_classifier) < 0.3
     model.fit(ds, epochs=1, steps_per_epoch=500, verbose=0)
     assert conditioning_accuracy(model, digits_classifier) >= 0.7
+
+
+def test_d_batchnorm_normalizes_the_projection_discriminator_and_round_trips(gan_checks,
+                                                                             tmp_path):
+    model = make(gan_checks, spectral_norm=False, d_batchnorm=True, loss="non_saturating")()
+    d = model.discriminator
+    bn = [layer.name for layer in d.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # After every conv but the first, and after the feature layer (as the DCGAN D).
+    expected = [f"down{i}_bn" for i in range(1, len(gan_checks.TINY["d_filters"]))]
+    assert bn == expected + ["features_bn"]
+    assert d.get_layer("down0").use_bias and not d.get_layer("features").use_bias
+    assert not any(isinstance(layer, keras.layers.BatchNormalization)
+                   for layer in make(gan_checks, spectral_norm=False)().discriminator.layers)
+    assert model.get_config()["d_batchnorm"] is True
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    y = rng.integers(0, gan_checks.NUM_CLASSES, 8).astype("int32")
+    model.compile()
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), epochs=1, verbose=0)
+    # Training moved the moving statistics away from their (0, 1) start.
+    assert not np.allclose(d.get_layer("features_bn").moving_mean.numpy(), 0.0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.d_batchnorm is True
+    np.testing.assert_array_equal(loaded.discriminator([x, y], training=False).numpy(),
+                                  d([x, y], training=False).numpy())
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_d_batchnorm_must_be_a_bool(gan_checks, value):
+    with pytest.raises(ValueError, match="d_batchnorm must be true or false"):
+        make(gan_checks, d_batchnorm=value)()
