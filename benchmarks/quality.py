@@ -114,6 +114,49 @@ def floor(args):
     _append(row)
 
 
+def _optimizers(model):
+    """`(name, optimizer)` of a model's one or two optimizers."""
+    found = [(n, getattr(model, n, None)) for n in ("g_optimizer", "d_optimizer", "optimizer")]
+    return [(n, o) for n, o in found if o is not None and hasattr(o, "iterations")]
+
+
+def _lr_fraction(optimizer):
+    """The optimizer's current learning rate over its schedule's initial one (or None)."""
+    schedule = getattr(optimizer, "_learning_rate", None)
+    initial = getattr(schedule, "initial_learning_rate", None)
+    if not initial or not callable(schedule):
+        return None
+    return float(schedule(optimizer.iterations)) / float(initial)
+
+
+def _check_decay(model, steps_per_epoch, train_steps_done, epoch_cpu_s, remaining_cpu_s):
+    """Projects the optimizer steps left in the budget from one epoch's CPU cost and warns
+    when a schedule's `decay_steps` misses the projected total by more than 10%: the
+    recipes decay the learning rate to 0 over the budget, so decay_steps depends on the
+    machine's step cost. Returns {optimizer: (decay_steps, projected steps)}."""
+    if not steps_per_epoch or epoch_cpu_s <= 0:
+        return {}
+    out = {}
+    for name, opt in _optimizers(model):
+        decay = getattr(getattr(opt, "_learning_rate", None), "decay_steps", None)
+        if not decay:
+            continue
+        done = int(opt.iterations.numpy())
+        per_step = epoch_cpu_s / steps_per_epoch  # CPU-s per train step
+        # Optimizer steps per train step (2 for a critic with d_steps=2), from its counter.
+        ratio = done / max(1, train_steps_done)
+        projected = int(done + remaining_cpu_s / per_step * ratio)
+        out[name] = (int(decay), projected)
+        if abs(decay - projected) > 0.1 * projected:
+            print(f"\nquality.py: {name} decays its learning rate over {decay} steps, but the "
+                  f"budget projects ~{projected} on this machine ({per_step * 1000:.0f} "
+                  f"CPU-ms per train step in epoch 2): the learning rate will end at "
+                  f"{'a fraction of its start' if decay > projected else '0 before the end'}. "
+                  f"For the recipe as written, restart with decay_steps ~{projected}.",
+                  file=sys.stderr, flush=True)
+    return out
+
+
 class _Budget:
     """Stops `fit` once this process has used `minutes` of CPU time; logs each epoch."""
 
@@ -125,15 +168,28 @@ class _Budget:
                 super().__init__()
                 self.run_dir, self.limit = run_dir, minutes * 60.0
                 self.t0, self.c0 = time.time(), _cpu_seconds()
+                self.projected, self.lr_end, self.train_steps = {}, {}, 0
 
             def _used(self):
                 return _cpu_seconds() - self.c0
 
+            def on_train_end(self, logs=None):
+                self.lr_end = {name: _lr_fraction(opt) for name, opt in _optimizers(self.model)}
+
             def on_train_batch_end(self, batch, logs=None):
+                self.train_steps += 1
                 if self._used() >= self.limit:
                     self.model.stop_training = True
 
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch_c0 = self._used()
+
             def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:  # the second epoch: traced, warm, and a whole one
+                    steps = self.params.get("steps")
+                    self.projected = _check_decay(self.model, steps, self.train_steps,
+                                                  self._used() - self.epoch_c0,
+                                                  self.limit - self._used())
                 path = os.path.join(self.run_dir, f"epoch_{epoch + 1:03d}.keras")
                 self.model.save(path + ".tmp.keras")
                 os.replace(path + ".tmp.keras", path)
@@ -158,7 +214,11 @@ def train(args):
         json.dump({"config": args.config, "budget_cpu_minutes": args.budget_minutes,
                    "train_cpu_minutes": round(budget._used() / 60, 1),
                    "train_wall_minutes": round((time.time() - budget.t0) / 60, 1),
-                   "load_avg_end": os.getloadavg()}, f, indent=2)
+                   "load_avg_end": os.getloadavg(), "train_steps": budget.train_steps,
+                   # {optimizer: [decay_steps, steps projected from epoch 2's CPU cost]}
+                   "decay_steps_vs_projected": budget.projected,
+                   # The learning rate at the end over its initial value (0: fully decayed).
+                   "lr_end_fraction": budget.lr_end}, f, indent=2)
 
 
 def evaluate(args):
