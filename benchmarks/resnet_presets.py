@@ -13,10 +13,11 @@ model, thread count and load average.
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
+
+from run_all import _cpu_model  # benchmarks/ is on sys.path when run as a script
 
 
 def main():
@@ -51,7 +52,7 @@ def main():
         row = {"model": spec, "batch_size": args.batch_size, "steps": args.steps,
                "train_images_per_sec": round(images / seconds, 2),
                "train_images_per_cpu_sec": round(images / cpu, 3),
-               "cpu": _cpu_name(), "intra_op_threads": tf.config.threading
+               "cpu": _cpu_model(), "intra_op_threads": tf.config.threading
                .get_intra_op_parallelism_threads(), "load_average": os.getloadavg()}
         if name.endswith("GAN"):
             row["g_params"] = model.generator.count_params()
@@ -61,17 +62,6 @@ def main():
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
