@@ -40,6 +40,8 @@ def main(argv=None):
                    help="Also export the model (SavedModel, TFLite, ONNX) and time its "
                         "sampler in keras_aigc_runtime against Keras on the same noise.")
     p.add_argument("--json", default=None)
+    p.add_argument("--save", default=None,
+                   help="Save the trained model here (.keras), e.g. for `keras-aigc finetune`.")
     args = p.parse_args(argv)
 
     import keras
@@ -72,6 +74,10 @@ def main(argv=None):
                         callbacks=[Budget()])
     train_cpu, train_wall = time.process_time() - cpu0, time.time() - t0
     steps = int(model.optimizer.iterations.numpy())
+    if args.save:
+        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
+        model.save(args.save)
+        print(f"saved the trained model to {args.save}")
 
     t0 = time.time()
     ll = model.log_likelihood(x_test, batch_size=500)

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aigc.layers.label_onehot import LabelOneHot
+from keras_aigc.layers.spectral_norm import SpectralNormalization
 from keras_aigc.models.gan.dcgan import (build_dcgan_generator, check_hidden_units,
                                          synchronize_batchnorm)
 from keras_aigc.models.gan.gan import GAN
@@ -42,7 +43,7 @@ def build_projection_discriminator(image_shape, num_classes, d_filters, kernel_s
     def wrap(layer):
         if not spectral_norm:
             return layer
-        return keras.layers.SpectralNormalization(layer, name=f"sn_{layer.name}")
+        return SpectralNormalization(layer, name=f"sn_{layer.name}")
 
     x_in = keras.Input(tuple(image_shape), name="image")
     labels = keras.Input((), dtype="int32", name="labels")
@@ -62,9 +63,9 @@ def build_projection_discriminator(image_shape, num_classes, d_filters, kernel_s
             synchronized=synchronize_batchnorm(sync_batchnorm), name="features_bn")(h)
     h = keras.layers.LeakyReLU(negative_slope=0.1, name="features_act")(h)
     unconditional = wrap(keras.layers.Dense(1, name="psi"))(h)
-    # The class embedding as a bias-free Dense on one-hot labels (the same map): Keras'
-    # SpectralNormalization casts its output to its input's dtype, which would turn an
-    # Embedding's output into integers.
+    # The class embedding as a bias-free Dense on one-hot labels (the same map; kept from
+    # when Keras' SpectralNormalization, which casts its output to its input's dtype, turned
+    # an Embedding's output into integers, so that trained weights keep their layout).
     one_hot = LabelOneHot(num_classes, name="one_hot")(labels)
     embedded = wrap(keras.layers.Dense(feature_dim, use_bias=False, name="projection"))(one_hot)
     projection = keras.layers.Dot(axes=1, name="inner_product")([h, embedded])
@@ -97,7 +98,7 @@ class ConditionalGAN(GAN):
         feature_dim: int. Width of the discriminator features and class embedding.
             Defaults to `256`.
         spectral_norm: bool. Wrap every discriminator weight layer (the class
-            embedding included) in `keras.layers.SpectralNormalization`.
+            embedding included) in `keras_aigc.layers.SpectralNormalization`.
             Defaults to `True`.
         sync_batchnorm: bool. Synchronized batch norm in the generator (and in the
             discriminator with `d_batchnorm`). Defaults to `True`.

@@ -8,6 +8,7 @@ import keras
 
 from keras_aigc.layers.conditional_batch_norm import ConditionalBatchNorm
 from keras_aigc.layers.label_onehot import LabelOneHot
+from keras_aigc.layers.spectral_norm import SpectralNormalization
 from keras_aigc.models.gan.gan import GAN
 
 # Channel widths per resolution (G: base 4x4 first; D: image resolution first).
@@ -110,7 +111,7 @@ def build_resnet_generator(image_shape, latent_dim, g_channels, num_classes=None
 
 
 def _sn(layer, power_iterations):
-    return keras.layers.SpectralNormalization(layer, power_iterations=power_iterations,
+    return SpectralNormalization(layer, power_iterations=power_iterations,
                                               name=f"sn_{layer.name}")
 
 

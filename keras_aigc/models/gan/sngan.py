@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_aigc.layers.spectral_norm import SpectralNormalization
 from keras_aigc.models.gan.dcgan import build_dcgan_generator, check_hidden_units
 from keras_aigc.models.gan.gan import GAN
 from keras_aigc.models.gan.wgan_gp import check_image_args
@@ -9,7 +10,8 @@ from keras_aigc.models.gan.wgan_gp import check_image_args
 
 def build_sngan_discriminator(image_shape, d_filters, kernel_size, power_iterations=1,
                               name="discriminator", hidden_units=None):
-    """Conv stack where every weight layer is wrapped in `keras.layers.SpectralNormalization`.
+    """Conv stack where every weight layer is spectrally normalized
+    (`keras_aigc.layers.SpectralNormalization`: `W / sigma(W)` with the gradient through sigma).
 
     Each entry of `d_filters` gives a stride-1 3x3 conv and a stride-2 `kernel_size`
     conv (the "standard CNN" of Miyato et al. 2018, Table 3), LeakyReLU(0.1), then a
@@ -18,7 +20,7 @@ def build_sngan_discriminator(image_shape, d_filters, kernel_size, power_iterati
     InfoGAN discriminator Lucic et al. 2018 use for MNIST.
     """
     def sn(layer):
-        return keras.layers.SpectralNormalization(layer, power_iterations=power_iterations,
+        return SpectralNormalization(layer, power_iterations=power_iterations,
                                                   name=f"sn_{layer.name}")
 
     x_in = keras.Input(tuple(image_shape), name="image")
@@ -34,7 +36,7 @@ def build_sngan_discriminator(image_shape, d_filters, kernel_size, power_iterati
         x = sn(keras.layers.Dense(hidden_units, name="hidden"))(x)
         x = keras.layers.LeakyReLU(negative_slope=0.1, name="hidden_act")(x)
     x = sn(keras.layers.Dense(1, name="logit"))(x)
-    # SpectralNormalization casts back to its input's dtype: float32 at the boundary.
+    # The logit leaves in float32 whatever the policy.
     out = keras.layers.Activation("linear", dtype="float32", name="logit_float32")(x)
     return keras.Model(x_in, out, name=name)
 
@@ -44,9 +46,10 @@ class SNGAN(GAN):
     """GAN with a spectrally normalized discriminator and the hinge loss.
 
     Every convolution and dense layer of the discriminator is wrapped in
-    `keras.layers.SpectralNormalization`, which divides its kernel by a power-iteration
-    estimate of its largest singular value at every training call, so that each layer
-    is (about) 1-Lipschitz.
+    `keras_aigc.layers.SpectralNormalization`, which divides its kernel by a power-iteration
+    estimate of its largest singular value inside the graph (so the gradient flows through
+    that estimate, as in the paper; Keras' own wrapper assigns the normalized kernel and
+    blocks it), so that each layer is (about) 1-Lipschitz.
 
     Args:
         image_shape: tuple. `(H, W, C)` of the images. Defaults to `(28, 28, 1)`.
