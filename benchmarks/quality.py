@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py floor [--num 10000]
     python benchmarks/quality.py train CONFIG RUN_DIR [--budget-minutes 60] [--set K=V ...]
+                                     [--fit-decay]
     python benchmarks/quality.py evaluate RUN_DIR [--model model.keras] [--num 10000]
     python benchmarks/quality.py table            # benchmarks/results/quality.jsonl -> Markdown
 
@@ -129,11 +130,13 @@ def _lr_fraction(optimizer):
     return float(schedule(optimizer.iterations)) / float(initial)
 
 
-def _check_decay(model, steps_per_epoch, train_steps_done, epoch_cpu_s, remaining_cpu_s):
-    """Projects the optimizer steps left in the budget from one epoch's CPU cost and warns
-    when a schedule's `decay_steps` misses the projected total by more than 10%: the
-    recipes decay the learning rate to 0 over the budget, so decay_steps depends on the
-    machine's step cost. Returns {optimizer: (decay_steps, projected steps)}."""
+def _check_decay(model, steps_per_epoch, train_steps_done, epoch_cpu_s, remaining_cpu_s,
+                 warn=True):
+    """Projects the optimizer steps left in the budget from the CPU cost of `steps_per_epoch`
+    train steps (`epoch_cpu_s`) and warns when a schedule's `decay_steps` misses the
+    projected total by more than 10%: the recipes decay the learning rate to 0 over the
+    budget, so decay_steps depends on the machine's step cost.
+    Returns {optimizer: (decay_steps, projected steps)}."""
     if not steps_per_epoch or epoch_cpu_s <= 0:
         return {}
     out = {}
@@ -147,14 +150,36 @@ def _check_decay(model, steps_per_epoch, train_steps_done, epoch_cpu_s, remainin
         ratio = done / max(1, train_steps_done)
         projected = int(done + remaining_cpu_s / per_step * ratio)
         out[name] = (int(decay), projected)
-        if abs(decay - projected) > 0.1 * projected:
+        if warn and abs(decay - projected) > 0.1 * projected:
             print(f"\nquality.py: {name} decays its learning rate over {decay} steps, but the "
                   f"budget projects ~{projected} on this machine ({per_step * 1000:.0f} "
                   f"CPU-ms per train step in epoch 2): the learning rate will end at "
                   f"{'a fraction of its start' if decay > projected else '0 before the end'}. "
-                  f"For the recipe as written, restart with decay_steps ~{projected}.",
+                  f"Restart with decay_steps ~{projected}, or pass --fit-decay.",
                   file=sys.stderr, flush=True)
     return out
+
+
+def _fit_decay(model, projected, tolerance=0.02):
+    """Sets each schedule's `decay_steps` to the steps the budget projects (from
+    `_check_decay`) when they differ by more than `tolerance`, and retraces the train
+    function so that the new value takes effect: `PolynomialDecay`/`CosineDecay` read
+    `decay_steps` as a Python number when the step is traced. Returns {optimizer: new
+    decay_steps} for the schedules it changed."""
+    changed = {}
+    for name, opt in _optimizers(model):
+        schedule = getattr(opt, "_learning_rate", None)
+        if name not in projected or not getattr(schedule, "decay_steps", None):
+            continue
+        decay, target = projected[name]
+        done = int(opt.iterations.numpy())
+        target = max(target, done + 1)
+        if abs(decay - target) > tolerance * target:
+            schedule.decay_steps = int(target)
+            changed[name] = int(target)
+    if changed:
+        model.make_train_function(force=True)
+    return changed
 
 
 class _Budget:
@@ -164,11 +189,13 @@ class _Budget:
         import keras
 
         class Budget(keras.callbacks.Callback):
-            def __init__(self, run_dir, minutes):
+            def __init__(self, run_dir, minutes, fit_decay=False):
                 super().__init__()
                 self.run_dir, self.limit = run_dir, minutes * 60.0
                 self.t0, self.c0 = time.time(), _cpu_seconds()
                 self.projected, self.lr_end, self.train_steps = {}, {}, 0
+                self.fit_decay, self.fitted = fit_decay, []
+                self.warm = None  # (CPU-s used, train steps) when epoch 2 began
 
             def _used(self):
                 return _cpu_seconds() - self.c0
@@ -183,13 +210,27 @@ class _Budget:
 
             def on_epoch_begin(self, epoch, logs=None):
                 self.epoch_c0 = self._used()
+                if epoch == 1:
+                    self.warm = (self._used(), self.train_steps)
 
             def on_epoch_end(self, epoch, logs=None):
                 if epoch == 1:  # the second epoch: traced, warm, and a whole one
                     steps = self.params.get("steps")
                     self.projected = _check_decay(self.model, steps, self.train_steps,
                                                   self._used() - self.epoch_c0,
-                                                  self.limit - self._used())
+                                                  self.limit - self._used(),
+                                                  warn=not self.fit_decay)
+                if self.fit_decay and epoch >= 1 and self._used() < self.limit:
+                    # The mean cost per step since epoch 2 began (warm, validation and
+                    # checkpoints included) projects the steps left in the budget.
+                    cpu, steps = self._used() - self.warm[0], self.train_steps - self.warm[1]
+                    projected = _check_decay(self.model, steps, self.train_steps, cpu,
+                                             self.limit - self._used(), warn=False)
+                    changed = _fit_decay(self.model, projected)
+                    if changed:
+                        self.fitted.append({"epoch": epoch + 1, "decay_steps": changed})
+                        print(f"\nquality.py: decay_steps -> {changed} (fitted to the budget "
+                              f"after epoch {epoch + 1})", file=sys.stderr, flush=True)
                 path = os.path.join(self.run_dir, f"epoch_{epoch + 1:03d}.keras")
                 self.model.save(path + ".tmp.keras")
                 os.replace(path + ".tmp.keras", path)
@@ -208,7 +249,7 @@ def train(args):
 
     overrides = [f"data.source={_mnist()}", "training.verbose=2", *args.overrides]
     config = config_lib.load_config(args.config, overrides)
-    budget = _Budget(args.run_dir, args.budget_minutes)
+    budget = _Budget(args.run_dir, args.budget_minutes, fit_decay=args.fit_decay)
     train_lib.run(config, args.run_dir, extra_callbacks=[budget])
     with open(os.path.join(args.run_dir, "budget.json"), "w") as f:
         json.dump({"config": args.config, "budget_cpu_minutes": args.budget_minutes,
@@ -218,7 +259,9 @@ def train(args):
                    # {optimizer: [decay_steps, steps projected from epoch 2's CPU cost]}
                    "decay_steps_vs_projected": budget.projected,
                    # The learning rate at the end over its initial value (0: fully decayed).
-                   "lr_end_fraction": budget.lr_end}, f, indent=2)
+                   "lr_end_fraction": budget.lr_end,
+                   # --fit-decay: [{epoch, {optimizer: decay_steps set after that epoch}}]
+                   "decay_steps_fitted": budget.fitted}, f, indent=2)
 
 
 def evaluate(args):
@@ -313,6 +356,11 @@ def main(argv=None):
     t.add_argument("--budget-minutes", type=float, default=120.0,
                    help="CPU minutes (user+sys over all cores); 60 wall-min on 2 cores = 120.")
     t.add_argument("--set", dest="overrides", action="append", default=[])
+    t.add_argument("--fit-decay", action="store_true",
+                   help="After every epoch from the second, set each learning-rate "
+                        "schedule's decay_steps to the steps the remaining budget projects "
+                        "at the measured CPU cost per step (the recipes decay to 0 over the "
+                        "budget, and the step cost depends on the machine).")
     t.set_defaults(fn=train)
     e = sub.add_parser("evaluate")
     e.add_argument("run_dir")
