@@ -16,7 +16,6 @@ import os
 import time
 
 import numpy as np
-
 from run_all import _cpu_model  # benchmarks/ is on sys.path when run as a script
 
 

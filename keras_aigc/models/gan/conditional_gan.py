@@ -6,8 +6,11 @@ import tensorflow as tf
 
 from keras_aigc.layers.label_onehot import LabelOneHot
 from keras_aigc.layers.spectral_norm import SpectralNormalization
-from keras_aigc.models.gan.dcgan import (build_dcgan_generator, check_hidden_units,
-                                         synchronize_batchnorm)
+from keras_aigc.models.gan.dcgan import (
+    build_dcgan_generator,
+    check_hidden_units,
+    synchronize_batchnorm,
+)
 from keras_aigc.models.gan.gan import GAN
 from keras_aigc.models.gan.wgan_gp import check_image_args
 
