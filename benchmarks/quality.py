@@ -222,10 +222,12 @@ class _Budget:
                                                   warn=not self.fit_decay)
                 if self.fit_decay and epoch >= 1 and self._used() < self.limit:
                     # The mean cost per step since epoch 2 began (warm, validation and
-                    # checkpoints included) projects the steps left in the budget.
+                    # checkpoints included) projects the steps left in the budget; after
+                    # epoch 2 that is the projection just recorded.
                     cpu, steps = self._used() - self.warm[0], self.train_steps - self.warm[1]
-                    projected = _check_decay(self.model, steps, self.train_steps, cpu,
-                                             self.limit - self._used(), warn=False)
+                    projected = self.projected if epoch == 1 else _check_decay(
+                        self.model, steps, self.train_steps, cpu, self.limit - self._used(),
+                        warn=False)
                     changed = _fit_decay(self.model, projected)
                     if changed:
                         self.fitted.append({"epoch": epoch + 1, "decay_steps": changed})
