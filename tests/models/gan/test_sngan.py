@@ -17,6 +17,22 @@ def test_every_discriminator_weight_layer_is_spectrally_normalized(gan_checks):
     assert all(isinstance(layer, keras.layers.SpectralNormalization) for layer in weighted)
 
 
+def test_without_stride1_convs_the_discriminator_has_only_the_strided_convs(gan_checks, tmp_path):
+    model = make(gan_checks, d_stride1_convs=False, d_hidden_units=10)()
+    weighted = [layer for layer in model.discriminator.layers if layer.weights]
+    assert [layer.name for layer in weighted] == ["sn_conv0b", "sn_hidden", "sn_logit"]
+    assert all(isinstance(layer, keras.layers.SpectralNormalization) for layer in weighted)
+    # TINY: 16x16x1 -> one stride-2 conv of 8 filters -> 8x8x8 flattened into the dense 10.
+    assert weighted[1].layer.kernel.shape == (8 * 8 * 8, 10)
+    assert model.get_config()["d_stride1_convs"] is False
+    model, _ = gan_checks.fit_two_steps(lambda: model)
+    loaded = gan_checks.keras_round_trip(model, tmp_path)
+    assert loaded.d_stride1_convs is False
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 1)).astype("float32")
+    np.testing.assert_array_equal(loaded.discriminator(x, training=False).numpy(),
+                                  model.discriminator(x, training=False).numpy())
+
+
 def test_training_keeps_the_kernels_spectrally_normalized(gan_checks):
     model, _ = gan_checks.fit_two_steps(make(gan_checks))
     for layer in model.discriminator.layers:
@@ -41,6 +57,8 @@ def test_mixed_bfloat16(gan_checks):
     ({"power_iterations": 0}, "power_iterations must be an integer >= 1, got "
                               "power_iterations=0"),
     ({"loss": "hinged"}, "Unrecognized GAN loss='hinged'"),
+    ({"d_stride1_convs": "no"}, "d_stride1_convs must be true or false, got "
+                                "d_stride1_convs='no'"),
     ({"d_steps": -1}, "d_steps must be an integer >= 1"),
     ({"penalty": "r1", "penalty_weight": -0.1}, "penalty_weight=-0.1"),
 ])
