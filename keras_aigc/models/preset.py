@@ -52,7 +52,7 @@ TRAINED_PRESETS = {
                       "uri": "hf://keras-aigc/wgan_gp_mnist", "published": False,
                       "description": "WGAN-GP trained on MNIST 28x28."},
     "sngan_mnist": {"class_name": "SNGAN",
-                    "config": "configs/sngan_infogan_mnist_quality_bf16.yaml",
+                    "config": "configs/sngan_dcgan_d_mnist_quality_bf16.yaml",
                     "uri": "hf://keras-aigc/sngan_mnist", "published": False,
                     "description": "SNGAN (InfoGAN networks, spectral norm with the gradient "
                                    "through sigma, hinge loss) trained on MNIST 28x28 by the "
