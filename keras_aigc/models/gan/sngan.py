@@ -19,7 +19,8 @@ def build_sngan_discriminator(image_shape, d_filters, kernel_size, power_iterati
     normalized dense layer of that width (LeakyReLU) comes before the logit, as in the
     InfoGAN discriminator Lucic et al. 2018 use for MNIST. With `stride1_convs=False` each
     entry gives only the stride-2 conv: the InfoGAN/DCGAN discriminator's convolutions
-    (about half the FLOPs at MNIST size).
+    (with d_filters (64, 128) and a dense 1024 at 28x28: 13 M multiply-adds per image
+    instead of 47 M).
     """
     def sn(layer):
         return SpectralNormalization(layer, power_iterations=power_iterations,
@@ -70,7 +71,7 @@ class SNGAN(GAN):
         d_stride1_convs: bool. Whether each discriminator resolution starts with a
             stride-1 3x3 conv before its strided conv (Miyato et al.'s "standard CNN").
             `False` keeps only the strided convs, as the InfoGAN/DCGAN discriminator does,
-            for about half the discriminator's cost. Defaults to `True`.
+            for about a quarter of the discriminator's FLOPs at MNIST size. Defaults to `True`.
         sync_batchnorm: bool. Synchronized batch norm in the generator under
             tf.distribute. Defaults to `True`.
         loss: str. Defaults to `"hinge"`.
