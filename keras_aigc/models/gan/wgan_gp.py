@@ -5,23 +5,38 @@ import keras
 from keras_aigc.models.gan.dcgan import build_dcgan_generator, check_hidden_units
 from keras_aigc.models.gan.gan import GAN
 
+CRITIC_NORMALIZATIONS = (None, "layer")
 
-def build_wgan_critic(image_shape, d_filters, kernel_size, name="critic", hidden_units=None):
+
+def build_wgan_critic(image_shape, d_filters, kernel_size, name="critic", hidden_units=None,
+                      normalization=None):
     """Strided Conv2D + LeakyReLU stack, [a Dense layer], and one linear score; no batch
     normalization.
 
     The gradient penalty is defined per example, so the critic must not mix examples of
-    a batch (Gulrajani et al. 2017, section 4).
+    a batch (Gulrajani et al. 2017, section 4). `normalization="layer"` puts layer
+    normalization where the DCGAN/InfoGAN discriminator has batch norm (every conv but the
+    first, and the dense layer): Gulrajani et al.'s recommended drop-in, which normalizes each
+    example on its own. On a conv output it is `GroupNormalization(groups=1)` (statistics over
+    H, W and C, a scale and offset per channel, as in their code); on the dense layer
+    `LayerNormalization`.
     """
+    if normalization not in CRITIC_NORMALIZATIONS:
+        raise ValueError(f"d_normalization must be one of {CRITIC_NORMALIZATIONS}, got "
+                         f"d_normalization={normalization!r}.")
     x_in = keras.Input(tuple(image_shape), name="image")
     x = x_in
     for i, filters in enumerate(d_filters):
         x = keras.layers.Conv2D(filters, kernel_size, strides=2, padding="same",
                                 name=f"down{i}")(x)
+        if normalization == "layer" and i > 0:
+            x = keras.layers.GroupNormalization(groups=1, epsilon=1e-5, name=f"down{i}_ln")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{i}_act")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     if hidden_units:
         x = keras.layers.Dense(hidden_units, name="hidden")(x)
+        if normalization == "layer":
+            x = keras.layers.LayerNormalization(epsilon=1e-5, name="hidden_ln")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name="hidden_act")(x)
     out = keras.layers.Dense(1, dtype="float32", name="score")(x)
     return keras.Model(x_in, out, name=name)
@@ -64,8 +79,11 @@ class WGANGP(GAN):
         penalty_weight: float. lambda. Defaults to `10.0`.
         g_hidden_units: int or None. Width of a fully connected layer between the latent
             and the generator's projection (see `build_dcgan_generator`). Defaults to None.
-        d_hidden_units: int or None. Width of a dense layer (LeakyReLU, no normalization)
-            before the critic's score. Defaults to None.
+        d_hidden_units: int or None. Width of a dense layer (LeakyReLU) before the
+            critic's score. Defaults to None.
+        d_normalization: None or `"layer"`. Per-example layer normalization in the critic
+            where a DCGAN discriminator has batch norm (every conv but the first, and the
+            dense layer); see `build_wgan_critic`. Defaults to None (no normalization).
         **kwargs: `seed`, `ema_decay`, `diff_augment` and the other `GAN` arguments.
 
     `compile()` defaults to `Adam(1e-4, beta_1=0.5, beta_2=0.9)` for both networks.
@@ -84,18 +102,18 @@ class WGANGP(GAN):
     """
 
     architecture_args = ("image_shape", "g_filters", "d_filters", "kernel_size", "sync_batchnorm",
-                         "g_hidden_units", "d_hidden_units")
+                         "g_hidden_units", "d_hidden_units", "d_normalization")
 
     def __init__(self, image_shape=(28, 28, 1), latent_dim=100, g_filters=(256, 128, 64),
                  d_filters=(64, 128), kernel_size=5, sync_batchnorm=True, loss="wasserstein",
                  d_steps=5, penalty="gradient_penalty", penalty_weight=10.0, g_hidden_units=None,
-                 d_hidden_units=None, **kwargs):
+                 d_hidden_units=None, d_normalization=None, **kwargs):
         image_shape = check_image_args(image_shape, g_filters, d_filters)
         check_hidden_units(g_hidden_units=g_hidden_units, d_hidden_units=d_hidden_units)
         generator = build_dcgan_generator(image_shape, latent_dim, g_filters, kernel_size,
                                           sync_batchnorm, hidden_units=g_hidden_units)
         critic = build_wgan_critic(image_shape, d_filters, kernel_size,
-                                   hidden_units=d_hidden_units)
+                                   hidden_units=d_hidden_units, normalization=d_normalization)
         super().__init__(generator=generator, discriminator=critic, latent_dim=latent_dim,
                          loss=loss, d_steps=d_steps, penalty=penalty,
                          penalty_weight=penalty_weight, **kwargs)
@@ -105,6 +123,7 @@ class WGANGP(GAN):
         self.sync_batchnorm = bool(sync_batchnorm)
         self.g_hidden_units = g_hidden_units
         self.d_hidden_units = d_hidden_units
+        self.d_normalization = d_normalization
 
     def default_optimizer(self, which):
         del which
