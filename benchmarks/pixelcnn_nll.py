@@ -32,6 +32,10 @@ def main(argv=None):
     p.add_argument("--filters", type=int, default=32)
     p.add_argument("--num-layers", type=int, default=5)
     p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--decay-to-zero", action="store_true",
+                   help="Lower the learning rate linearly with the CPU time spent, from "
+                        "--learning-rate to 0 when the budget ends (set before every step, "
+                        "so it fits the budget on any CPU without a step-count estimate).")
     p.add_argument("--num-test", type=int, default=10000)
     p.add_argument("--sample-images", type=int, default=4,
                    help="Images for the fast-vs-naive sampling speed comparison.")
@@ -65,6 +69,11 @@ def main(argv=None):
     cpu0 = time.process_time()
 
     class Budget(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if args.decay_to_zero and budget > 0:
+                left = max(0.0, 1.0 - (time.process_time() - cpu0) / budget)
+                self.model.optimizer.learning_rate.assign(args.learning_rate * left)
+
         def on_train_batch_end(self, batch, logs=None):
             if batch % 50 == 0 and time.process_time() - cpu0 > budget:
                 self.model.stop_training = True
@@ -96,8 +105,9 @@ def main(argv=None):
 
     exported = export_speed(model, noise, speeds["fast"]) if args.export_speed else None
 
+    schedule = " linearly to 0 over the CPU budget" if args.decay_to_zero else ""
     arch = (f"Gated PixelCNN, {args.num_layers} blocks x {args.filters} filters, 7x7 first, "
-            f"3x3 after; Bernoulli; Adam {args.learning_rate}, batch {args.batch_size}")
+            f"3x3 after; Bernoulli; Adam {args.learning_rate}{schedule}, batch {args.batch_size}")
     print(f"\n{arch}")
     print(f"trained {steps} steps ({steps * args.batch_size / 60000:.2f} epochs) in "
           f"{train_cpu / 60:.1f} CPU-min ({train_wall / 60:.1f} wall-min)")
@@ -118,6 +128,7 @@ def main(argv=None):
               "test_nll_stderr": stderr, "num_test": len(x_test), "eval_seconds": eval_s,
               "sampling_images_per_s": speeds, "fast_equals_naive": same,
               "final_train_nll": float(history.history["nll"][-1]), "anchors": ANCHORS,
+              "final_learning_rate": float(model.optimizer.learning_rate.numpy()),
               "exported_sampling": exported}
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
