@@ -24,6 +24,10 @@ def build_wgan_critic(image_shape, d_filters, kernel_size, name="critic", hidden
     if normalization not in CRITIC_NORMALIZATIONS:
         raise ValueError(f"d_normalization must be one of {CRITIC_NORMALIZATIONS}, got "
                          f"d_normalization={normalization!r}.")
+    if normalization == "layer" and len(d_filters) < 2 and not hidden_units:
+        raise ValueError("d_normalization='layer' normalizes every conv but the first and the "
+                         f"dense layer, and this critic has neither (d_filters={tuple(d_filters)!r},"
+                         " d_hidden_units=None): add a conv to d_filters or set d_hidden_units.")
     x_in = keras.Input(tuple(image_shape), name="image")
     x = x_in
     for i, filters in enumerate(d_filters):

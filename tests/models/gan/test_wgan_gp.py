@@ -75,6 +75,9 @@ def test_layer_normalized_critic_trains_mirrored_bf16_and_round_trips(gan_checks
 @pytest.mark.parametrize("kwargs, match", [
     ({"d_normalization": "batch"}, r"d_normalization must be one of \(None, 'layer'\), got "
                                    "d_normalization='batch'"),
+    ({"d_normalization": "layer"}, r"d_normalization='layer' normalizes every conv but the "
+                                   r"first and the dense layer, and this critic has neither "
+                                   r"\(d_filters=\(8,\), d_hidden_units=None\)"),
     ({"d_steps": 0}, "d_steps must be an integer >= 1, got d_steps=0"),
     ({"penalty_weight": -10.0}, "penalty_weight must be a non-negative number, got "
                                 "penalty_weight=-10.0"),
