@@ -42,6 +42,8 @@ def main():
         h, w, c = model.image_shape
         low = 0.0 if name.endswith("VAE") else -1.0
         x = np.random.default_rng(0).uniform(low, 1, (args.batch_size, h, w, c)).astype("float32")
+        if getattr(model, "likelihood", None) == "bernoulli":
+            x = np.round(x)  # the Bernoulli likelihood checks its pixels are in {0, 1}
         ds = tf.data.Dataset.from_tensors(x).repeat()
         model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
         start, cpu0 = time.perf_counter(), time.process_time()
