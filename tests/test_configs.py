@@ -38,8 +38,9 @@ def test_config_validates(path):
                                   "cgan_bn_infogan_mnist_quality.yaml",
                                   "wgan_gp_infogan_mnist_quality_d2_bf16.yaml",
                                   "sngan_dcgan_d_mnist_quality_bf16.yaml",
-                                  "wgan_gp_ln_infogan_mnist_quality_bf16.yaml"])
-def test_gan_config_builds_its_model_with_the_configured_arguments(name):
+                                  "wgan_gp_ln_infogan_mnist_quality_bf16.yaml",
+                                  "vae_mnist_quality_iaf.yaml"])
+def test_config_builds_its_model_with_the_configured_arguments(name):
     with open(os.path.join(ROOT, "configs", name)) as f:
         config = yaml.safe_load(f)
     section = dict(config["model"])

@@ -12,6 +12,7 @@ from keras_aigc.models.base import GenerativeModel, new_seed
 from keras_aigc.models.base import positive_int as _positive_int
 from keras_aigc.models.one_optimizer_compile import OneOptimizerCompile
 from keras_aigc.models.vae import distributions as dists
+from keras_aigc.models.vae import flows as iaf
 from keras_aigc.models.vae import networks
 from keras_aigc.models.vae.evaluation import VAEEvaluation
 from keras_aigc.models.vae.likelihood_mean import LikelihoodMean
@@ -48,6 +49,14 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
             lets the decoder output a per-pixel scale. Defaults to `None`.
         posterior: str. `"diagonal"` or `"full"` (MultivariateNormalTriL).
             Defaults to `"diagonal"`.
+        flow_steps: int. Inverse autoregressive flow steps on top of that Gaussian
+            (`keras_aigc.models.vae.flows.IAFStep`, Kingma et al. 2016): `q(z | x)` becomes
+            the Gaussian pushed through them, with its exact density. `0` (the default)
+            keeps the Gaussian posterior. With flows the KL term is a Monte Carlo estimate,
+            and `encode`/the exported `encode` signature still give the Gaussian base
+            (`loc`, `scale`) that the flow transforms.
+        flow_hidden_units: tuple of int. Hidden widths of each step's MADE network.
+            Defaults to `(256,)`.
         prior: str. `"normal"` or `"mixture"` (learnable mixture of Gaussians).
             Defaults to `"normal"`.
         prior_components: int. Mixture components when `prior="mixture"`.
@@ -80,8 +89,8 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
     def __init__(self, image_shape=(28, 28, 1), latent_dim=32, hidden_units=(512, 256),
                  activation="relu", likelihood="bernoulli", gaussian_scale=None,
                  posterior="diagonal", prior="normal", prior_components=10, beta=1.0,
-                 objective="elbo", iwae_samples=1, value_range=(0.0, 1.0), seed=None,
-                 **kwargs):
+                 objective="elbo", iwae_samples=1, flow_steps=0, flow_hidden_units=(256,),
+                 value_range=(0.0, 1.0), seed=None, **kwargs):
         super().__init__(**kwargs)
         image_shape = tuple(image_shape)
         if len(image_shape) != 3 or any(
@@ -106,6 +115,20 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         hidden_units = tuple(hidden_units)
         for units in hidden_units:
             _positive_int("hidden_units entries", units)
+        if isinstance(flow_steps, bool) or not isinstance(flow_steps, (int, np.integer)) or (
+                flow_steps < 0):
+            raise ValueError(f"flow_steps must be an integer >= 0 (0: no flow), got "
+                             f"flow_steps={flow_steps!r}.")
+        if isinstance(flow_hidden_units, (str, bytes)) or not hasattr(flow_hidden_units,
+                                                                      "__iter__"):
+            raise ValueError(f"flow_hidden_units must be a list of positive integers, got "
+                             f"flow_hidden_units={flow_hidden_units!r}.")
+        flow_hidden_units = tuple(flow_hidden_units)
+        if not flow_hidden_units:
+            raise ValueError("flow_hidden_units must hold at least one width (each flow step "
+                             "is a MADE network with a hidden layer), got ().")
+        for units in flow_hidden_units:
+            _positive_int("flow_hidden_units entries", units)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.latent_dim = _positive_int("latent_dim", latent_dim)
         self.hidden_units = tuple(int(u) for u in hidden_units)
@@ -118,11 +141,14 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         self.beta = float(beta)
         self.objective = objective
         self.iwae_samples = _positive_int("iwae_samples", iwae_samples)
+        self.flow_steps = int(flow_steps)
+        self.flow_hidden_units = tuple(int(u) for u in flow_hidden_units)
         self.value_range = tuple(float(v) for v in value_range)
         self.seed = new_seed() if seed is None else int(seed)
 
         self.encoder = self.build_encoder()
         self.decoder = self.build_decoder()
+        self.flows = self.build_flows()
         # The KL weight is a variable so that KLWarmup can move it inside a traced step.
         self.kl_weight = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.beta), trainable=False,
@@ -152,7 +178,8 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
     evaluation = "likelihood"
     config_args = ("image_shape", "latent_dim", "hidden_units", "activation", "likelihood",
                    "gaussian_scale", "posterior", "prior", "prior_components", "beta",
-                   "objective", "iwae_samples", "value_range", "seed")
+                   "objective", "iwae_samples", "flow_steps", "flow_hidden_units",
+                   "value_range", "seed")
 
     @property
     def label_dim(self):
@@ -183,6 +210,43 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
                                           self.activation, self.likelihood_params,
                                           self.num_classes)
 
+    def build_flows(self):
+        """The posterior's IAF steps (alternating variable order), built for a context
+        of `(loc, log stddev)`: `2 * latent_dim` values."""
+        d = self.latent_dim
+        steps = []
+        for t in range(self.flow_steps):
+            step = iaf.IAFStep(d, self.flow_hidden_units, reverse=bool(t % 2), name=f"iaf_{t}")
+            step.build(((None, d), (None, 2 * d)))
+            steps.append(step)
+        return steps
+
+    def posterior_sample(self, loc, scale, eps):
+        """Samples of `q(z | x)` for noise `eps (k, B, d)` and their log-density.
+
+        Returns:
+            `(z (k, B, d), log_qz (k, B), q)`, `q` being the Gaussian base as a TFP
+            distribution (the posterior itself when there are no flow steps).
+        """
+        eps = tf.cast(eps, tf.float32)
+        z = dists.reparameterize(self.posterior, loc, scale, eps)
+        q = dists.make_posterior(self.posterior, loc, scale)
+        log_qz = q.log_prob(z)
+        if self.flows:
+            context = iaf.flow_context(self.posterior, loc, scale)
+            for step in self.flows:
+                z, log_det = step(z, context)
+                log_qz = log_qz - log_det
+        return z, log_qz, q
+
+    def posterior_point(self, loc, scale):
+        """The latent a reconstruction decodes: the posterior mean, or with flow steps the
+        flow applied to the base mean (`eps = 0`)."""
+        if not self.flows:
+            return loc
+        z, _, _ = self.posterior_sample(loc, scale, tf.zeros_like(loc)[None])
+        return z[0]
+
     def encoder_inputs(self, x, labels):
         return [x, labels] if self.label_dim else x
 
@@ -206,8 +270,9 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         """Reconstructs `inputs` (images) through the posterior mean: the mean image."""
         x, labels = self._split_call_inputs(inputs)
         labels = self.int_labels(labels)
-        loc, _ = self.encoder(self.encoder_inputs(x, labels), training=training)
-        params = self.decoder(self.decoder_inputs(loc, labels), training=training)
+        loc, scale = self.encoder(self.encoder_inputs(x, labels), training=training)
+        z = self.posterior_point(loc, scale)
+        params = self.decoder(self.decoder_inputs(z, labels), training=training)
         return dists.likelihood_mean(self.likelihood, params, self.image_shape[-1])
 
     def _split_call_inputs(self, inputs):
@@ -255,12 +320,12 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
 
         Returns:
             dict with `log_px_z`, `log_pz`, `log_qz` (each `(k, B)`), `z`, and the
-            distributions `q` and `prior`.
+            distributions `q` (the Gaussian base when there are flow steps) and `prior`.
         """
         x = tf.cast(x, tf.float32)
         labels = self.int_labels(labels)
         loc, scale = self.encoder(self.encoder_inputs(x, labels), training=training)
-        z = dists.reparameterize(self.posterior, loc, scale, tf.cast(eps, tf.float32))
+        z, log_qz, q = self.posterior_sample(loc, scale, eps)
         k, batch = tf.shape(z)[0], tf.shape(z)[1]
         z_flat = tf.reshape(z, [-1, self.latent_dim])
         labels_flat = None if labels is None else tf.tile(labels, [k])
@@ -268,9 +333,8 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         params = tf.reshape(params, tf.concat([[k, batch], tf.shape(params)[1:]], 0))
         log_px_z = dists.likelihood_log_prob(self.likelihood, params, x, self.image_shape[-1],
                                              self.gaussian_scale)
-        q = dists.make_posterior(self.posterior, loc, scale)
         prior = self.prior_distribution()
-        return {"log_px_z": log_px_z, "log_pz": prior.log_prob(z), "log_qz": q.log_prob(z),
+        return {"log_px_z": log_px_z, "log_pz": prior.log_prob(z), "log_qz": log_qz,
                 "z": z, "q": q, "prior": prior}
 
     def per_example_objective(self, x, labels, eps, training=False):
@@ -278,7 +342,10 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         `reconstruction`, `kl` (and `iwae` for that objective)."""
         t = self.log_terms(x, labels, eps, training=training)
         recon = -tf.reduce_mean(t["log_px_z"], axis=0)
-        kl, _ = dists.kl_divergence(t["q"], t["prior"], t["z"])
+        if self.flows:  # no closed form through the flow: the same-sample estimate
+            kl = tf.reduce_mean(t["log_qz"] - t["log_pz"], axis=0)
+        else:
+            kl, _ = dists.kl_divergence(t["q"], t["prior"], t["z"])
         beta = tf.cast(self.kl_weight, tf.float32)
         stats = {"elbo": -recon - kl, "reconstruction": recon, "kl": kl}
         if self.objective == "elbo":
@@ -346,9 +413,12 @@ class VAE(VAEEvaluation, OneOptimizerCompile, GenerativeModel):
         return dists.likelihood_mean(self.likelihood, params, self.image_shape[-1])
 
     def reconstruct(self, x, labels=None):
-        """Mean images decoded from the posterior means of `x`."""
-        loc, _ = self.encode(x, labels)
-        return self.decode(loc, labels)
+        """Mean images decoded from the posterior means of `x` (with flow steps: from the
+        flow applied to the base mean, see `posterior_point`)."""
+        loc, scale = self.encode(x, labels)
+        z = keras.ops.convert_to_numpy(self.posterior_point(tf.constant(loc),
+                                                            tf.constant(scale)))
+        return self.decode(z, labels)
 
     def latents(self, n, seed=None):
         """Prior samples, see `sample_prior`."""

@@ -49,12 +49,13 @@ def sample_x(w, b, n, seed=1):
     return x.astype(np.float32).reshape((n, *IMAGE_SHAPE)), x
 
 
-def make_vae(posterior, loc_shift=0.0, scale_factor=1.0, seed=0):
+def make_vae(posterior, loc_shift=0.0, scale_factor=1.0, seed=0, **kwargs):
     """A PPCA VAE with the exact posterior, optionally perturbed (shift of the loc in
-    posterior stddevs, and a factor on the posterior scale)."""
+    posterior stddevs, and a factor on the posterior scale); `kwargs` go to `VAE`."""
     w, b = make_params(posterior, seed)
     vae = VAE(image_shape=IMAGE_SHAPE, latent_dim=LATENT, hidden_units=(),
-              likelihood="gaussian", gaussian_scale=SIGMA, posterior=posterior, seed=0)
+              likelihood="gaussian", gaussian_scale=SIGMA, posterior=posterior, seed=0,
+              **kwargs)
     dec = vae.decoder.get_layer("likelihood_raw")
     dec.set_weights([w.T.astype(np.float32), b.astype(np.float32)])
     a, c, cov = exact_posterior(w, b)

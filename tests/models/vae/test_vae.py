@@ -97,6 +97,7 @@ def test_training_on_binarized_digits_improves_validation_elbo():
     {},
     {"objective": "iwae", "iwae_samples": 3, "posterior": "full"},
     {"prior": "mixture", "prior_components": 3, "likelihood": "logistic"},
+    {"objective": "iwae", "iwae_samples": 2, "flow_steps": 2, "flow_hidden_units": (6,)},
 ])
 def test_two_replica_step_equals_one_replica_step(kwargs, two_replicas):
     x = _binary(16)
@@ -128,6 +129,7 @@ def test_two_replica_step_equals_one_replica_step(kwargs, two_replicas):
     {"posterior": "full", "prior": "mixture", "prior_components": 4, "objective": "iwae",
      "iwae_samples": 2, "likelihood": "gaussian", "beta": 0.5, "activation": "tanh"},
     {"likelihood": "gaussian", "gaussian_scale": 0.2},
+    {"flow_steps": 2, "flow_hidden_units": (5, 4), "objective": "iwae", "iwae_samples": 2},
 ])
 def test_keras_round_trip_decodes_identically(tmp_path, kwargs):
     vae = VAE(image_shape=(4, 4, 1), latent_dim=3, hidden_units=(8, 6), seed=3, **kwargs)
@@ -228,6 +230,12 @@ def test_unknown_likelihood_is_rejected():
     ({"beta": -1.0}, "beta=-1.0"),
     ({"gaussian_scale": 0.1}, "only applies to likelihood='gaussian'"),
     ({"likelihood": "gaussian", "gaussian_scale": 0.0}, "gaussian_scale must be > 0"),
+    ({"flow_steps": -1}, "flow_steps=-1"),
+    ({"flow_steps": 1.5}, "flow_steps=1.5"),
+    ({"flow_steps": True}, "flow_steps=True"),
+    ({"flow_steps": 2, "flow_hidden_units": ()}, "flow_hidden_units must hold"),
+    ({"flow_hidden_units": (8, 0)}, "flow_hidden_units entries"),
+    ({"flow_hidden_units": "64"}, "flow_hidden_units='64'"),
 ])
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
